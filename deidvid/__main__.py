@@ -1,0 +1,3 @@
+from deidvid.cli import app
+
+app()

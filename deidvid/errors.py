@@ -1,0 +1,29 @@
+"""User-facing errors: one line, a stable exit code, never a traceback."""
+
+from __future__ import annotations
+
+# Exit codes that batch scripts can rely on (documented in the README).
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1  # verify: a --max-* gate was violated
+EXIT_USAGE = 2  # bad arguments (Typer/Click also uses 2)
+EXIT_BAD_INPUT = 3  # missing, unreadable, corrupt or unsupported input
+EXIT_PROCESSING = 4  # a video failed while being processed
+EXIT_WEIGHTS = 5  # model weights missing or corrupted
+
+
+class DeidvidError(Exception):
+    """An error the user can act on. ``str(err)`` is the one-line message."""
+
+    exit_code = EXIT_PROCESSING
+
+
+class BadInputError(DeidvidError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class UsageError(DeidvidError):
+    exit_code = EXIT_USAGE
+
+
+class WeightsError(DeidvidError):
+    exit_code = EXIT_WEIGHTS
