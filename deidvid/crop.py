@@ -108,13 +108,21 @@ def cut_crop(frame: np.ndarray, box: CropBox, size: int = CROP_SIZE) -> np.ndarr
 
 
 def face_mask(
-    landmarks: np.ndarray, box: CropBox, size: int = CROP_SIZE, grow: float = 0.06, feather: float = 0.04
+    landmarks: np.ndarray,
+    box: CropBox,
+    size: int = CROP_SIZE,
+    grow: float = 0.08,
+    feather: float = 0.04,
+    edge: int = 4,
 ) -> np.ndarray:
     """Feathered mask of the facial region in crop coordinates: ``(size, size)`` float32.
 
     The convex hull of the face region points is grown by ``grow`` x size (so the
     whole face is covered, privacy first) and its edge blurred with a Gaussian of
-    sigma ``feather`` x size, so pasted changes fade out without a seam.
+    sigma ``feather`` x size, so pasted changes fade out without a seam. The tight
+    crop ends at the chin and the top of the forehead band, so the mask also fades
+    to zero over the crop's outer ``edge`` pixels: a change must never stop at a
+    hard line.
     """
     pts = box.to_crop(face_region_points(landmarks))
     hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))  # 4 fractional bits
@@ -122,5 +130,6 @@ def face_mask(
     cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
     grow_px = max(int(round(grow * size)), 1)
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1,) * 2))
-    sigma = feather * size
-    return cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigma)
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), feather * size)
+    ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / edge, 0.0, 1.0)
+    return (soft * np.minimum.outer(ramp, ramp)).astype(np.float32)
