@@ -1,0 +1,236 @@
+"""Command line: ``deidvid anonymise``, ``deidvid verify``, ``deidvid bench``.
+
+Exit codes (see ``deidvid.errors``): 0 ok; 1 a verify gate or ``--strict`` failed;
+2 bad usage; 3 bad input; 4 processing failed; 5 weights missing or corrupted.
+With several inputs every one is tried and the exit code is the highest seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deidvid import __version__
+from deidvid.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    EXIT_PROCESSING,
+    BadInputError,
+    DeidvidError,
+    UsageError,
+)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="De-identify faces in videos while keeping the pulse (rPPG) signal.",
+)
+err_console = Console(stderr=True)
+out_console = Console()
+
+# Containers the encoder writes; other inputs (.avi, .mpg, ...) default to .mp4 output.
+OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv", ".m4v"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"deidvid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """deidvid command line."""
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, not '{device}'")
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is visible")
+    return device
+
+
+def default_output(src: Path, out_dir: Path | None) -> Path:
+    suffix = src.suffix.lower() if src.suffix.lower() in OUTPUT_SUFFIXES else ".mp4"
+    return (out_dir or src.parent) / f"{src.stem}.deid{suffix}"
+
+
+def plan_outputs(
+    inputs: list[Path], output: Path | None, out_dir: Path | None, overwrite: bool
+) -> list[Path]:
+    """Output path for each input; refuses anything that could lose data."""
+    if output is not None and len(inputs) > 1:
+        raise UsageError("-o/--output takes one input; use --out-dir for several")
+    if output is not None and out_dir is not None:
+        raise UsageError("use either -o/--output or --out-dir, not both")
+    if out_dir is not None and not out_dir.is_dir():
+        raise BadInputError(f"output folder {out_dir} does not exist")
+    outputs = [output] if output is not None else [default_output(p, out_dir) for p in inputs]
+    resolved_inputs = {p.resolve() for p in inputs}
+    seen: set[Path] = set()
+    for dst in outputs:
+        target = dst.resolve()
+        if target in resolved_inputs:
+            raise UsageError(f"output {dst} is an input; deidvid never overwrites its input")
+        if target in seen:
+            raise UsageError(f"two inputs would both be written to {dst}")
+        seen.add(target)
+        if not dst.parent.is_dir():
+            raise BadInputError(f"output folder {dst.parent} does not exist")
+        if dst.exists() and not overwrite:
+            raise UsageError(f"{dst} exists; pass --overwrite to replace it")
+    return outputs
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` atomically, or to stdout for '-'."""
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fail(message: str, code: int) -> None:
+    err_console.print(f"deidvid: error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def run_guarded(fn, *args, **kwargs):  # noqa: ANN001, ANN201
+    """Run ``fn``; turn any failure into (None, one-line message, exit code)."""
+    try:
+        return fn(*args, **kwargs), None, EXIT_OK
+    except DeidvidError as err:
+        return None, str(err), err.exit_code
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("DEIDVID_DEBUG"):
+            raise
+        return None, f"internal error: {type(err).__name__}: {err} (DEIDVID_DEBUG=1 shows the traceback)", EXIT_PROCESSING
+
+
+@app.command()
+def anonymise(
+    inputs: Annotated[list[Path], typer.Argument(help="Input video(s).", show_default=False)],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for outputs (NAME.deid.EXT).")] = None,
+    method: Annotated[str, typer.Option(help="blur | pixelate")] = "blur",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    fallback: Annotated[str, typer.Option(help="Cover faces that were seen but lost: blur | none.")] = "blur",
+    fallback_seconds: Annotated[float, typer.Option(help="How long a lost face's last place stays covered.")] = 2.0,
+    detect_every: Annotated[int, typer.Option(min=1, help="Run the detector every N frames; landmarks track in between.")] = 3,
+    detector_max_side: Annotated[int, typer.Option(min=64, help="Detector input size (long side); raise it for small faces.")] = 640,
+    clip_len: Annotated[int, typer.Option(min=1, help="Frames per model clip.")] = 64,
+    overlap: Annotated[int, typer.Option(min=0, help="Frames shared by consecutive clips (cross-faded).")] = 16,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="H.264 quality (lower is better).")] = 16,
+    lossless: Annotated[bool, typer.Option(help="Lossless H.264.")] = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the audio stream.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files (never inputs).")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if any face frame was not processed by the method.")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON ('-' for stdout).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables; errors only.")] = False,
+) -> None:
+    """Anonymise every face in each input video."""
+    from deidvid.anonymisers import METHODS
+    from deidvid.pipeline import AnonymiseOptions, anonymise_video
+
+    if method not in METHODS:
+        fail(f"--method must be one of {', '.join(METHODS)}, not '{method}'", 2)
+    if fallback not in ("blur", "none"):
+        fail(f"--fallback must be blur or none, not '{fallback}'", 2)
+    if overlap >= clip_len:
+        fail("--overlap must be smaller than --clip-len", 2)
+    outputs, message, code = run_guarded(plan_outputs, inputs, output, out_dir, overwrite)
+    if message:
+        fail(message, code)
+    dev, message, code = run_guarded(resolve_device, device)
+    if message:
+        fail(message, code)
+    opts = AnonymiseOptions(
+        method=method, device=dev, clip_len=clip_len, overlap=overlap, detect_every=detect_every,
+        detector_max_side=detector_max_side, fallback=fallback, fallback_seconds=fallback_seconds,
+        crf=crf, lossless=lossless, copy_audio=not no_audio,
+    )
+    results: list[dict[str, Any]] = []
+    worst = EXIT_OK
+    for src, dst in zip(inputs, outputs):
+        report, message, code = _anonymise_one(src, dst, opts, quiet)
+        if message:
+            err_console.print(f"deidvid: error: {src}: {message}", markup=False, highlight=False)
+            results.append({"input": str(src), "status": "error", "error": message, "exit_code": code})
+        else:
+            entry = {"status": "ok", **dataclasses.asdict(report)}
+            if strict and report.frames_unprocessed:
+                code = EXIT_GATE_FAILED
+                entry["status"] = "incomplete"
+            results.append(entry)
+            if not quiet:
+                _print_report(report)
+            for w in report.warnings:
+                err_console.print(f"deidvid: warning: {src}: {w}", markup=False, highlight=False)
+        worst = max(worst, code)
+    if json_path is not None:
+        write_json(json_path, {"deidvid_version": __version__, "options": dataclasses.asdict(opts), "videos": results})
+    raise typer.Exit(worst)
+
+
+def _anonymise_one(src: Path, dst: Path, opts, quiet: bool):  # noqa: ANN001, ANN202
+    from deidvid.pipeline import anonymise_video
+
+    if quiet:
+        return run_guarded(anonymise_video, src, dst, opts)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = {"analyse": "finding faces", "render": "anonymising"}.get(stage, stage)
+                tasks[stage] = bar.add_task(f"{src.name}: {label}", total=total or None)
+            bar.update(tasks[stage], completed=done)
+
+        return run_guarded(anonymise_video, src, dst, opts, progress)
+
+
+def _print_report(report) -> None:  # noqa: ANN001
+    table = Table(title=f"{report.input} -> {report.output}", show_header=False)
+    table.add_row("method", report.method)
+    table.add_row("frames", f"{report.frames_written}/{report.frames} at {report.fps:.3f} fps")
+    table.add_row("faces (tracks)", str(report.faces))
+    table.add_row("face frames processed", f"{report.face_frames_processed} ({report.face_frames_interpolated} interpolated)")
+    table.add_row("frames with a lost face", f"{report.frames_unprocessed} (fallback: {report.fallback})")
+    table.add_row("time", f"{report.timings_s['total']:.1f} s")
+    out_console.print(table)
+
+
+if __name__ == "__main__":
+    app()
