@@ -1,0 +1,62 @@
+"""CPU speed of deidvid.detect.FaceDetector: ``python benchmarks/bench_detect.py``.
+
+Frames are skimage's astronaut (one face) letterboxed to 16:9 sizes. Reports the
+median of several runs, per frame, end to end (resize + network + decode + NMS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import cv2
+import numpy as np
+import torch
+from skimage import data
+
+from deidvid.detect import FaceDetector
+
+
+def frame_of_size(width: int, height: int) -> np.ndarray:
+    face = data.astronaut()
+    side = min(width, height)
+    frame = np.full((height, width, 3), 90, np.uint8)
+    x0 = (width - side) // 2
+    frame[:, x0 : x0 + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def median_ms(fn, runs: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.runs} runs")
+    for width, height, max_side in [(640, 360, 640), (1280, 720, 640), (1280, 720, 1280),
+                                    (1920, 1080, 640), (1920, 1080, 1920)]:  # fmt: skip
+        frame = frame_of_size(width, height)
+        detector = FaceDetector(max_side=max_side)
+        assert len(detector(frame)) == 1
+        single = median_ms(lambda: detector(frame), args.runs)
+        frames = [frame] * args.batch
+        batched = median_ms(lambda: detector.detect_batch(frames), max(3, args.runs // 3))
+        print(f"{width}x{height} max_side={max_side:4d}: {single:6.1f} ms/frame single, "
+              f"{batched / args.batch:6.1f} ms/frame in batches of {args.batch}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
