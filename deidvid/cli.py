@@ -115,8 +115,15 @@ def write_json(path: Path, payload: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def say(kind: str, message: str, about: Path | None = None) -> None:
+    """One unwrapped line on stderr: ``deidvid: error: FILE: message``."""
+    if about is not None and str(about) not in message:
+        message = f"{about}: {message}"
+    typer.echo(f"deidvid: {kind}: {message}", err=True)
+
+
 def fail(message: str, code: int) -> None:
-    err_console.print(f"deidvid: error: {message}", markup=False, highlight=False)
+    say("error", message)
     raise typer.Exit(code)
 
 
@@ -181,7 +188,7 @@ def anonymise(
     for src, dst in zip(inputs, outputs):
         report, message, code = _anonymise_one(src, dst, opts, quiet)
         if message:
-            err_console.print(f"deidvid: error: {src}: {message}", markup=False, highlight=False)
+            say("error", message, src)
             results.append({"input": str(src), "status": "error", "error": message, "exit_code": code})
         else:
             entry = {"status": "ok", **dataclasses.asdict(report)}
@@ -192,7 +199,7 @@ def anonymise(
             if not quiet:
                 _print_report(report)
             for w in report.warnings:
-                err_console.print(f"deidvid: warning: {src}: {w}", markup=False, highlight=False)
+                say("warning", w, src)
         worst = max(worst, code)
     if json_path is not None:
         write_json(json_path, {"deidvid_version": __version__, "options": dataclasses.asdict(opts), "videos": results})
