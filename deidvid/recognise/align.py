@@ -1,0 +1,320 @@
+"""Differentiable face alignment from landmarks to each recogniser's chip.
+
+* dlib chip (Recogniser A): a re-implementation of ``dlib.get_face_chip`` (dlib's
+  ``get_face_chip_details`` + ``extract_image_chip``): a least-squares similarity fit of
+  dlib's mean face (33 of the 68 points: nose, eyes, outer and upper-inner lips; jaw,
+  brows and lower lip are ignored) padded by ``padding`` on each side, bilinear sampling,
+  black outside the image, and dlib's 5-tap image pyramid when the chip shrinks the face
+  by more than 2x. Five detector points (eye centres, nose tip, mouth corners) can be
+  used instead, fitted to the same mean face.
+* ArcFace chip (Recogniser B): the standard 112x112 5-point template
+  (insightface ``arcface_dst``), similarity fit (Umeyama), bilinear sampling.
+
+Everything is built from torch ops (``F.grid_sample``, ``F.conv2d``), so gradients
+flow to the pixels (and to the landmarks). Coordinates are pixels, (x, y), with pixel
+centres at integers, as dlib and OpenCV use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# dlib's mean face shape for points 17..67 of the 68-point iBUG layout, in [0, 1]
+# (dlib/image_transforms/interpolation.h, get_face_chip_details).
+_DLIB_MEAN_FACE_X = (
+    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
+    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
+    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
+    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
+    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
+    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
+    0.553364, 0.490127, 0.42689,
+)  # fmt: skip
+_DLIB_MEAN_FACE_Y = (
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
+    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
+    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
+    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
+    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
+    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
+    0.784792, 0.824182, 0.831803, 0.824182,
+)  # fmt: skip
+
+#: The 68-point indices dlib fits (it skips the jaw 0-16, brows 17-26, lower lip 55-59, 65-67).
+DLIB_ALIGNMENT_INDICES = tuple(i for i in range(27, 68) if not (55 <= i <= 59 or 65 <= i <= 67))
+
+#: insightface's ArcFace template for 112x112 chips: right eye, left eye (subject's),
+#: nose tip, right and left mouth corner -- the order of ``Detection.points``.
+ARCFACE_TEMPLATE_112 = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
+
+DLIB_CHIP_SIZE = 150
+DLIB_CHIP_PADDING = 0.25
+ARCFACE_CHIP_SIZE = 112
+
+
+def dlib_mean_face_68() -> Tensor:
+    """``(68, 2)`` dlib's mean face in [0, 1] (rows 0-16 are NaN: dlib has no jaw template)."""
+    mean = torch.full((68, 2), float("nan"), dtype=torch.float64)
+    mean[17:, 0] = torch.tensor(_DLIB_MEAN_FACE_X, dtype=torch.float64)
+    mean[17:, 1] = torch.tensor(_DLIB_MEAN_FACE_Y, dtype=torch.float64)
+    return mean
+
+
+def five_points_from_68(landmarks68: Tensor) -> Tensor:
+    """``(..., 68, 2)`` -> ``(..., 5, 2)``: eye centres (subject's right first), nose tip,
+    mouth corners -- the order and meaning of :class:`deidvid.types.Detection` points."""
+    return torch.stack(
+        [
+            landmarks68[..., 36:42, :].mean(-2),
+            landmarks68[..., 42:48, :].mean(-2),
+            landmarks68[..., 30, :],
+            landmarks68[..., 48, :],
+            landmarks68[..., 54, :],
+        ],
+        dim=-2,
+    )
+
+
+def similarity_transform(src: Tensor, dst: Tensor) -> Tensor:
+    """Least-squares similarity (rotation, uniform scale, translation; no reflection)
+    mapping ``src`` to ``dst`` (Umeyama 1991), as dlib's ``find_similarity_transform``
+    and skimage's ``SimilarityTransform.estimate``.
+
+    Args:
+        src, dst: ``(B, N, 2)`` or ``(N, 2)`` point sets (N >= 2).
+    Returns:
+        ``(B, 2, 3)`` matrices ``[A | t]`` with ``dst ~= src @ A.T + t``.
+    """
+    src, dst = torch.broadcast_tensors(src, dst)
+    if src.dim() == 2:
+        src, dst = src[None], dst[None]
+    src_mean, dst_mean = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    src_var = (src_c**2).sum((1, 2)) / src.shape[1]
+    cov = dst_c.transpose(1, 2) @ src_c / src.shape[1]  # (B, 2, 2)
+    # A 2-D similarity is [[a, -b], [b, a]]; its least-squares fit has a closed form
+    # (equivalent to Umeyama's SVD, and smooth to differentiate).
+    a = (cov[:, 0, 0] + cov[:, 1, 1]) / src_var
+    b = (cov[:, 1, 0] - cov[:, 0, 1]) / src_var
+    rot = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)
+    trans = dst_mean[:, 0] - (rot @ src_mean[:, 0, :, None])[..., 0]
+    return torch.cat([rot, trans[..., None]], dim=-1)
+
+
+def _apply(affine: Tensor, points: Tensor) -> Tensor:
+    """``(B, 2, 3)`` x ``(B, N, 2)`` -> ``(B, N, 2)``."""
+    return points @ affine[:, :, :2].transpose(1, 2) + affine[:, None, :, 2]
+
+
+def dlib_chip_template(size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING) -> Tensor:
+    """``(68, 2)`` chip positions of dlib's mean face (NaN for the jaw), float64."""
+    return (padding + dlib_mean_face_68()) / (2 * padding + 1) * size
+
+
+def dlib_chip_to_image(
+    landmarks: Tensor, size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING
+) -> tuple[Tensor, Tensor, Tensor]:
+    """dlib's ``chip_details`` for one face per row.
+
+    Args:
+        landmarks: ``(B, 68, 2)`` dlib points or ``(B, 5, 2)`` detector points (eye
+            centres, nose tip, mouth corners), pixels.
+    Returns:
+        ``centre (B, 2)``, ``scale (B,)`` (image pixels per chip pixel) and
+        ``angle (B,)`` (radians) of the chip's rectangle in the image.
+    """
+    template = dlib_chip_template(size, padding).to(landmarks.device)
+    if landmarks.shape[-2] == 68:
+        idx = list(DLIB_ALIGNMENT_INDICES)
+        chip_pts, img_pts = template[idx], landmarks[:, idx]
+    elif landmarks.shape[-2] == 5:
+        chip_pts, img_pts = five_points_from_68(template), landmarks
+    else:
+        raise ValueError(f"landmarks must be (B, 68, 2) or (B, 5, 2), got {tuple(landmarks.shape)}")
+    tform = similarity_transform(chip_pts.to(landmarks.dtype), img_pts)
+    angle = torch.atan2(tform[:, 1, 0], tform[:, 0, 0])
+    scale = torch.hypot(tform[:, 0, 0], tform[:, 1, 0])
+    centre = _apply(tform, torch.full_like(tform[:, None, :, 0], size / 2.0))[:, 0]
+    return centre, scale, angle
+
+
+def _rect_corner_affine(
+    centre: Tensor, width: Tensor, height: Tensor, angle: Tensor, size: int
+) -> Tensor:
+    """dlib's chip-to-image map: chip corners (0,0), (size-1,0), (0,size-1) go to the
+    rotated corners of the rectangle ``centred_drect(centre, width, height)``.
+    Returns ``(B, 2, 3)``."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # centred_drect subtracts one pixel: its corners are (w-1)/2 from the centre.
+    step_x, step_y = (width - 1) / (size - 1), (height - 1) / (size - 1)
+    col = torch.stack([cos * step_x, sin * step_x], -1)  # image step per chip column
+    row = torch.stack([-sin * step_y, cos * step_y], -1)  # image step per chip row
+    origin = centre - col * (size - 1) / 2 - row * (size - 1) / 2
+    return torch.stack([col, row, origin], dim=-1)
+
+
+def sample_affine(images: Tensor, chip_to_image: Tensor, size: int, dlib_border: bool = False) -> Tensor:
+    """Bilinear samples of ``images`` at ``chip_to_image @ (col, row, 1)``.
+
+    Args:
+        images: ``(B, C, H, W)``.
+        chip_to_image: ``(B, 2, 3)`` pixel-coordinate affine maps.
+        dlib_border: black wherever dlib's ``interpolate_bilinear`` refuses a point
+            (x or y outside [0, W-1) / [0, H-1)); otherwise zero padding blends the
+            border (``cv2.warpAffine`` with a black constant border).
+    Returns:
+        ``(B, C, size, size)``.
+    """
+    batch, _, height, width = images.shape
+    steps = torch.arange(size, device=images.device, dtype=chip_to_image.dtype)
+    rows, cols = torch.meshgrid(steps, steps, indexing="ij")
+    grid = torch.stack([cols, rows, torch.ones_like(cols)], -1).reshape(1, -1, 3)
+    xy = (grid @ chip_to_image.transpose(1, 2)).reshape(batch, size, size, 2)
+    norm = torch.stack(
+        [2 * xy[..., 0] / (width - 1) - 1, 2 * xy[..., 1] / (height - 1) - 1], -1
+    ).to(images.dtype)
+    out = F.grid_sample(images, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+    if dlib_border:
+        x, y = xy[..., 0], xy[..., 1]
+        inside = (x >= 0) & (x < width - 1) & (y >= 0) & (y < height - 1)
+        out = out * inside[:, None].to(out.dtype)
+    return out
+
+
+_PYRAMID_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
+
+
+def dlib_pyramid_down(images: Tensor) -> Tensor:
+    """dlib's ``pyramid_down<2>``: separable [1 4 6 4 1]/16 blur and 2x decimation
+    (valid filtering, output pixel (r, c) centred on input (2r+2, 2c+2)).
+    ``(B, C, H, W)`` -> ``(B, C, (H-3)//2, (W-3)//2)``."""
+    channels = images.shape[1]
+    taps = torch.tensor(_PYRAMID_TAPS, device=images.device, dtype=images.dtype) / 16.0
+    kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, 5, 5)
+    return F.conv2d(images, kernel, stride=2, groups=channels)
+
+
+def _pyramid_rect_down(left: float, top: float, right: float, bottom: float) -> tuple[float, ...]:
+    # dlib's pyramid_down<2>::rect_down (point_down(p) = p/2 - (1.25, 0.75)).
+    return left / 2 - 1.25, top / 2 - 0.75, right / 2 - 1.25, bottom / 2 - 0.75
+
+
+def _area(rect: tuple[float, ...]) -> float:
+    left, top, right, bottom = rect
+    if left > right or top > bottom:
+        return 0.0
+    return (right - left + 1) * (bottom - top + 1)
+
+
+def extract_dlib_chip(
+    images: Tensor,
+    landmarks: Tensor,
+    size: int = DLIB_CHIP_SIZE,
+    padding: float = DLIB_CHIP_PADDING,
+) -> Tensor:
+    """``dlib.get_face_chip`` in torch, differentiable w.r.t. ``images``.
+
+    Args:
+        images: ``(B, C, H, W)`` float, one face per image (repeat a frame for several faces).
+        landmarks: ``(B, 68, 2)`` dlib points, or ``(B, 5, 2)`` detector points, pixels.
+    Returns:
+        ``(B, C, size, size)`` chips, same value range as ``images``.
+    """
+    centre, scale, angle = dlib_chip_to_image(landmarks.to(torch.float64), size, padding)
+    side = scale * size  # chip_details.rect is size*scale wide
+    direct = _rect_corner_affine(centre, side, side, angle, size)
+    chips = sample_affine(images, direct, size, dlib_border=True)
+
+    # Faces shrunk by more than ~2x are sampled from dlib's pyramid, as dlib does, so
+    # the chip is not aliased (and matches dlib's pixels).
+    height, width = images.shape[-2:]
+    rows = list(chips.unbind(0))
+    for i in range(images.shape[0]):
+        s, cx, cy, a = float(side[i]), float(centre[i, 0]), float(centre[i, 1]), float(angle[i])
+        rect = (cx - (s - 1) / 2, cy - (s - 1) / 2, cx + (s - 1) / 2, cy + (s - 1) / 2)
+        if _area(_pyramid_rect_down(*rect)) > size * size:
+            rows[i] = _extract_from_pyramid(images[i : i + 1], rect, a, size, height, width)[0]
+    return torch.stack(rows)
+
+
+def _extract_from_pyramid(
+    image: Tensor, rect: tuple[float, ...], angle: float, size: int, height: int, width: int
+) -> Tensor:
+    """One chip through dlib's pyramid (``extract_image_chips``), for large faces."""
+    left, top, right, bottom = rect
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    depth, grow, down = 0, 2.0, _pyramid_rect_down(*rect)
+    while _area(down) > size * size:
+        down = _pyramid_rect_down(*down)
+        depth += 1
+        grow = grow * 2 + 2
+    # Bounding box of the rotated rectangle, grown, clipped, rounded like dlib's rectangle.
+    cos, sin = math.cos(angle), math.sin(angle)
+    xs, ys = [], []
+    for px, py in ((left, top), (right, top), (left, bottom), (right, bottom)):
+        xs.append(cos * (px - cx) - sin * (py - cy) + cx)
+        ys.append(sin * (px - cx) + cos * (py - cy) + cy)
+    box = [
+        max(min(xs) - grow, 0), max(min(ys) - grow, 0),
+        min(max(xs) + grow, width - 1), min(max(ys) + grow, height - 1),
+    ]  # fmt: skip
+    bl, bt, br, bb = (math.floor(v + 0.5) for v in box)
+    level_image = image[:, :, bt : bb + 1, bl : br + 1]
+    rect = (left - bl, top - bt, right - bl, bottom - bt)
+    level = -1
+    while _area(_pyramid_rect_down(*rect)) > size * size:
+        level_image = dlib_pyramid_down(level_image)
+        rect = _pyramid_rect_down(*rect)
+        level += 1
+    left, top, right, bottom = rect
+    centre = torch.tensor([[(left + right) / 2, (top + bottom) / 2]], dtype=torch.float64, device=image.device)
+    affine = _rect_corner_affine(
+        centre,
+        torch.tensor([right - left + 1], dtype=torch.float64, device=image.device),
+        torch.tensor([bottom - top + 1], dtype=torch.float64, device=image.device),
+        torch.tensor([angle], dtype=torch.float64, device=image.device),
+        size,
+    )
+    return sample_affine(level_image, affine, size, dlib_border=True)
+
+
+def arcface_chip_to_image(points5: Tensor, size: int = ARCFACE_CHIP_SIZE) -> Tensor:
+    """``(B, 5, 2)`` detector points -> ``(B, 2, 3)`` chip-to-image similarity.
+
+    As insightface's ``norm_crop``, the least-squares fit goes from the image points to
+    the template (a least-squares fit is not symmetric) and is then inverted. The
+    template is scaled by ``size / 112`` for other chip sizes.
+    """
+    template = torch.tensor(ARCFACE_TEMPLATE_112, dtype=points5.dtype, device=points5.device)
+    return invert_affine(similarity_transform(points5, template * (size / 112.0)))
+
+
+def invert_affine(affine: Tensor) -> Tensor:
+    """Inverse of ``(B, 2, 3)`` affine maps."""
+    inv = torch.linalg.inv(affine[:, :, :2])
+    return torch.cat([inv, -(inv @ affine[:, :, 2:])], dim=-1)
+
+
+def extract_arcface_chip(images: Tensor, points5: Tensor, size: int = ARCFACE_CHIP_SIZE) -> Tensor:
+    """ArcFace-style aligned chip, like ``cv2.warpAffine(img, M, (112, 112))`` with
+    insightface's ``norm_crop`` matrix; differentiable w.r.t. ``images``.
+
+    Args:
+        images: ``(B, C, H, W)`` float.
+        points5: ``(B, 5, 2)`` eye centres (subject's right first), nose tip, mouth
+            corners, pixels (see :func:`five_points_from_68`).
+    Returns:
+        ``(B, C, size, size)``.
+    """
+    affine = arcface_chip_to_image(points5.to(torch.float64), size)
+    return sample_affine(images, affine, size)
