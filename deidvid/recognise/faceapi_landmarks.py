@@ -97,8 +97,14 @@ def crop_resize(images: Tensor, boxes: Tensor, size: int) -> Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+#: Crop enlargement that best matches dlib's landmarks from dlib HOG boxes (measured on
+#: LFW + astronaut: mean error 8 % of the interocular distance over all 68 points, 6 %
+#: without the jaw line).
+DLIB_BOX_SCALE = 1.2
+
+
 def landmarks_from_boxes(
-    net: FaceApiLandmarks68, images: Tensor, boxes: Tensor, box_scale: float = 1.0
+    net: FaceApiLandmarks68, images: Tensor, boxes: Tensor, box_scale: float = DLIB_BOX_SCALE
 ) -> Tensor:
     """68 landmarks ``(B, 68, 2)`` in image pixels for one face box per image.
 
