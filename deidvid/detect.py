@@ -326,7 +326,11 @@ class FaceDetector:
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
 
     def __call__(self, frame_rgb: np.ndarray) -> list[Detection]:
-        """Faces in one ``(H, W, 3)`` uint8 RGB frame, by decreasing score."""
+        """Faces in one ``(H, W, 3)`` uint8 RGB frame, by decreasing score.
+
+        Boxes (xyxy) and points are in frame pixels, not clipped: a face cut by the
+        frame edge can have a box reaching past it.
+        """
         return self.detect_batch([frame_rgb])[0]
 
     def detect_batch(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
