@@ -30,7 +30,7 @@ from deidvid.errors import BadInputError
 RGB_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 # A stream whose decoded frames end this much before its declared end is truncated.
-_TRUNCATION_TOLERANCE_S = 0.25
+_TRUNCATION_TOLERANCE_S = 0.5
 _TRUNCATION_TOLERANCE_FRAMES = 3
 
 
@@ -40,9 +40,9 @@ class VideoInfo:
 
     ``width``/``height`` are in display orientation (after rotation).
     ``frame_count`` is exact for containers with a sample index (mp4/mov: index entries
-    minus the edit list's discarded samples) and otherwise the number of video packets
-    found by demuxing the file once (no decoding), which equals the frame count for
-    every common codec.
+    minus the edit list's discarded samples; ``frame_count_indexed``) and otherwise the
+    number of video packets found by demuxing the file once (no decoding), which equals
+    the frame count for every common codec.
     ``fps`` is the average frame rate (frames / duration for variable frame rate).
     ``rotation`` is the display-matrix rotation in degrees counter-clockwise, rounded to
     a multiple of 90 and taken modulo 360 (mirroring display matrices are not supported).
@@ -64,6 +64,7 @@ class VideoInfo:
     stream_index: int = 0
     start_s: float = 0.0  # presentation time of the first frame
     declared_duration_s: float | None = None  # the container's own figure for the video stream
+    frame_count_indexed: bool = False  # frame_count read from a sample index, not by demuxing
     pix_fmt: str = "yuv420p"
     colorspace: int = 2  # AVColorSpace (2 = unspecified)
     color_range: int = 0  # AVColorRange (0 = unspecified, 1 = limited, 2 = full)
@@ -133,17 +134,18 @@ def _normalise_rotation(degrees: float) -> int:
     return int(90 * round(degrees / 90)) % 360
 
 
-def _frame_count(path: Path, stream: av.video.stream.VideoStream) -> int:
-    """Exact from a complete sample index (mp4/mov), else by demuxing once (no decoding)."""
+def _frame_count(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, bool]:
+    """(count, from_index): exact from a complete sample index (mp4/mov), else by
+    demuxing the file once (no decoding), which only sees the data that is there."""
     entries = stream.index_entries
     if stream.frames > 0 and len(entries) == stream.frames:
-        return sum(1 for entry in entries if not entry.is_discard)
+        return sum(1 for entry in entries if not entry.is_discard), True
     count = 0
     with _open_input(path) as container:
         for packet in container.demux(container.streams[stream.index]):
             if packet.size and not packet.is_discard:
                 count += 1
-    return count
+    return count, False
 
 
 def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
@@ -160,13 +162,15 @@ def _declared_duration(container: av.container.InputContainer, stream: av.video.
     return None
 
 
-def _frame_rate(stream: av.video.stream.VideoStream, frame_count: int, duration: float | None) -> Fraction:
+def _frame_rate(
+    path: Path, stream: av.video.stream.VideoStream, frame_count: int, duration: float | None
+) -> Fraction:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and rate > 0:
             return Fraction(rate)
     if duration and frame_count:
         return Fraction(frame_count / duration).limit_denominator(1001)
-    raise BadInputError("cannot determine the frame rate")
+    raise BadInputError(f"{path}: cannot determine the frame rate")
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -184,9 +188,9 @@ def probe(path: str | Path) -> VideoInfo:
         stream = _video_stream(container, path)
         first = _first_frame(container, stream, path)
         rotation = _normalise_rotation(first.rotation)
-        frame_count = _frame_count(path, stream)
+        frame_count, indexed = _frame_count(path, stream)
         declared = _declared_duration(container, stream)
-        fps = _frame_rate(stream, frame_count, declared)
+        fps = _frame_rate(path, stream, frame_count, declared)
         time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         if declared is not None:
             duration = declared
@@ -213,6 +217,7 @@ def probe(path: str | Path) -> VideoInfo:
             stream_index=stream.index,
             start_s=float(first.time) if first.pts is not None else 0.0,
             declared_duration_s=declared,
+            frame_count_indexed=indexed,
             pix_fmt=first.format.name,
             colorspace=int(first.colorspace),
             color_range=int(first.color_range),
@@ -253,9 +258,11 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Fra
     """Decode ``path`` frame by frame (multi-threaded decoder), in presentation order.
 
     Memory does not grow with the video's length. Data that FFmpeg cannot decode, or a
-    stream that ends well before its declared duration (truncated file), raises a
-    one-line :class:`BadInputError` after the frames that did decode were yielded.
-    Glitches FFmpeg can conceal are decoded as FFmpeg does (no error).
+    stream that ends early (fewer frames than the mp4/mov index lists, or frames ending
+    well before the declared duration elsewhere: a truncated file) raises a one-line
+    :class:`BadInputError` after the frames that did decode were yielded. Glitches FFmpeg
+    can conceal are decoded as FFmpeg does (no error). A truncated file whose container
+    declares no duration (e.g. an unfinished live .mkv) reads as a shorter video.
     """
     path = Path(path)
     info = info or probe(path)
@@ -289,14 +296,24 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Fra
 
 
 def _check_complete(path: Path, info: VideoInfo, decoded: int, last_time: float | None) -> None:
-    """Raise if the stream ended early: fewer frames, or less time, than the container states."""
-    frame_s = 1 / float(info.fps)
-    missing_frames = info.frame_count - decoded
-    if missing_frames > max(_TRUNCATION_TOLERANCE_FRAMES, math.ceil(0.01 * info.frame_count)):
-        raise BadInputError(f"{path}: truncated or corrupt video, decoded {decoded} of {info.frame_count} frames")
+    """Raise if the stream ended early (a truncated file, or data the demuxer skipped).
+
+    With a sample index (mp4/mov) the decoded count must reach the indexed count. Without
+    one, the only evidence is the duration the container declares; a long last frame
+    could look like a shortfall, hence the generous tolerance.
+    """
+    if info.frame_count_indexed:
+        missing = info.frame_count - decoded
+        if missing > max(_TRUNCATION_TOLERANCE_FRAMES, math.ceil(0.01 * info.frame_count)):
+            raise BadInputError(
+                f"{path}: truncated or corrupt video, decoded {decoded} of {info.frame_count} frames"
+            )
+        return
     if info.declared_duration_s and last_time is not None:
+        frame_s = 1 / float(info.fps)
         decoded_s = last_time + frame_s - info.start_s
-        if info.declared_duration_s - decoded_s > max(_TRUNCATION_TOLERANCE_S, _TRUNCATION_TOLERANCE_FRAMES * frame_s):
+        tolerance = max(_TRUNCATION_TOLERANCE_S, _TRUNCATION_TOLERANCE_FRAMES * frame_s, 0.02 * info.declared_duration_s)
+        if info.declared_duration_s - decoded_s > tolerance:
             raise BadInputError(
                 f"{path}: truncated or corrupt video, frames end at {decoded_s:.2f} s "
                 f"of a declared {info.declared_duration_s:.2f} s"

@@ -44,6 +44,9 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 # of swscale's options for 4:2:0 (about 49 dB, mean bias < 0.05/255 on a face frame).
 _YUV_INTERPOLATION = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
 
+# PyAV >= 18 can write a display matrix (rotation metadata).
+CAN_WRITE_ROTATION = hasattr(av.video.stream.VideoStream, "set_display_rotation")
+
 # Container metadata the muxer writes itself.
 _MUXER_OWNED_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 
@@ -140,7 +143,8 @@ class VideoWriter:
         except (OSError, av.error.FFmpegError) as err:
             raise BadInputError(f"{out_path}: cannot write here ({err})") from None
         try:
-            self._rotate_pixels = not (info.rotation and hasattr(av.video.stream.VideoStream, "set_display_rotation"))
+            # Without PyAV's display-matrix writer, store the frames already rotated.
+            self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
             self._video = self._add_video_stream(crf, lossless, preset)
             self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
             self._container.metadata.update(

@@ -241,6 +241,7 @@ def make_face_video(
     audio_codec: str = "aac",
     metadata: dict[str, str] | None = None,
     bt709: bool = False,
+    faststart: bool = False,
 ) -> Path:
     """Write an animated astronaut-face video (H.264, high quality) and return its path.
 
@@ -254,6 +255,7 @@ def make_face_video(
         audio_codec: codec of the tone track (e.g. "aac", "pcm_s16le" for .mov/.mkv).
         crf: x264 quality of the file itself (8: visually lossless, keeps the pulse).
         bt709: convert and tag the stream as BT.709 (default: untagged, BT.601 matrix).
+        faststart: .mp4/.mov with the index before the data (as streaming files have).
     """
     path = Path(path)
     if rotation % 90:
@@ -265,7 +267,8 @@ def make_face_video(
     time_base = _VFR_TIME_BASE if vfr else 1 / rate
     pts = _vfr_pts(n_frames, rate) if vfr else list(range(n_frames))
     times = frame_times(n_frames, fps, vfr)
-    with av.open(str(path), "w", format=_container_format(path)) as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format=_container_format(path), options=options) as container:
         container.metadata.update(metadata or {"title": "deidvid synthetic face", "comment": "astronaut"})
         video = _video_stream(container, stored_w, stored_h, rate, time_base, crf)
         if bt709:
@@ -331,12 +334,13 @@ def make_not_a_video(path: str | Path) -> Path:
 def make_corrupt_video(path: str | Path, *, kind: str = "garbage") -> Path:
     """A face video damaged in one of these ways:
 
-    - ``"garbage"``: the middle third of the file overwritten with random bytes (.mkv).
-    - ``"truncated"``: an .mkv cut at half its length (data ends mid-stream).
-    - ``"no_header"``: an .mp4 cut at half its length (its index, written last, is lost).
+    - ``"garbage"``: the middle third of the file overwritten with random bytes.
+    - ``"truncated"``: cut at half its length, header intact (.mp4/.mov are written
+      with their index first), so the data ends mid-stream.
+    - ``"no_header"``: an .mp4/.mov cut at half its length; its index, written last, is lost.
     """
     path = Path(path)
-    make_face_video(path, n_frames=60, audio=False, size=(160, 120), crf=18)
+    make_face_video(path, n_frames=60, audio=False, size=(160, 120), crf=18, faststart=kind == "truncated")
     data = bytearray(path.read_bytes())
     if kind == "garbage":
         start, stop = len(data) // 3, 2 * len(data) // 3
