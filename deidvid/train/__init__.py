@@ -1,0 +1,9 @@
+"""Training of the de-identification autoencoder: data, losses, loop, export.
+
+``python -m deidvid.train --arch residual --steps N --out runs/x`` trains (and
+resumes); ``python -m deidvid.train export --run runs/x`` bundles the weights.
+"""
+
+from deidvid.train.cli import main
+
+__all__ = ["main"]

@@ -1,0 +1,5 @@
+import sys
+
+from deidvid.train.cli import main
+
+sys.exit(main(sys.argv[1:]))

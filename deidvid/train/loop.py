@@ -1,0 +1,443 @@
+"""The training loop: seeded, resumable from safetensors checkpoints, CPU or CUDA.
+
+A run folder holds ``checkpoint.safetensors`` (model, optimiser state, torch RNG),
+``state.json`` (step, configuration, numpy RNG, wall time), ``log.jsonl`` (training
+losses) and ``val.jsonl`` (validation metrics). Running the same command again
+resumes from the checkpoint; ``--steps`` is the total to reach.
+
+Per-frame models (``residual``) whose perturbation is skin-mean free train on the K
+identity frames of each clip only: the mean skin colour is preserved by construction,
+so ``L_rppg`` (~0) is skipped in training and measured on validation instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deidvid.model.autoencoder import build_model, count_parameters, model_config
+from deidvid.train import data as D
+from deidvid.train.losses import (
+    VERIFICATION_THRESHOLD,
+    IdentityEmbedder,
+    closed_set_identity_loss,
+    embedding_distance,
+    frames_of,
+    open_set_identity_loss,
+    prototype_logits,
+    reconstruction_loss,
+    rppg_loss,
+    rppg_signal,
+    ssim,
+)
+
+log = logging.getLogger("deidvid.train")
+
+CHECKPOINT = "checkpoint.safetensors"
+STATE = "state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (saved in ``state.json``)."""
+
+    arch: str = "residual"
+    steps: int = 1000
+    out: str = "runs/ae"
+    batch: int = 2
+    clip_len: int = 32
+    id_frames: int = 8  # K frames per clip through recogniser A
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    alpha: float = 1.5
+    beta: float = 0.3
+    gamma: float = 0.1
+    reg_lambda: float = 0.1
+    id_loss: str = "open"  # "open" (hinge on distance) or "closed" (paper's CE + regulariser)
+    threshold: float = VERIFICATION_THRESHOLD
+    margin: float = 0.2
+    rppg_method: str = "chrom"
+    jitter: float = 1.0  # landmark noise (px) for the output's chip
+    resize_aug: float = 0.5  # probability of a random down/up-scale before the recogniser
+    eps: float = 8.0 / 255.0  # residual arch: perturbation bound
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    log_every: int = 10
+    val_every: int = 250
+    ckpt_every: int = 50
+    val_clips_per_video: int = 3
+    video_fraction: float = 0.4
+    data_root: str = ""  # default: ../shared/data
+    cache_dir: str = "runs/cache"
+    synthetic: bool = False  # tiny random data (tests, smoke runs)
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: no limit
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(run: Path, model: torch.nn.Module, optimiser: torch.optim.Optimizer, state: dict) -> None:
+    """Model + optimiser tensors to safetensors, the rest to JSON (atomic replace)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for index, param_state in optimiser.state_dict()["state"].items():
+        for key, value in param_state.items():
+            value = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tmp = run / (CHECKPOINT + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, run / CHECKPOINT)
+    state = dict(state, param_groups=[
+        {k: v for k, v in g.items() if k != "params"} for g in optimiser.state_dict()["param_groups"]
+    ])
+    tmp_state = run / (STATE + ".tmp")
+    tmp_state.write_text(json.dumps(state, indent=1))
+    os.replace(tmp_state, run / STATE)
+
+
+def load_checkpoint(run: Path, model: torch.nn.Module, optimiser: torch.optim.Optimizer | None) -> dict:
+    """Restore what :func:`save_checkpoint` wrote; returns the JSON state."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(run / CHECKPOINT))
+    state = json.loads((run / STATE).read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if optimiser is not None:
+        per_param: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                per_param.setdefault(int(index), {})[name] = value
+        groups = optimiser.state_dict()["param_groups"]
+        for group, saved in zip(groups, state.get("param_groups", [])):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        optimiser.load_state_dict({"state": per_param, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    return state
+
+
+def model_weights_from_run(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The model tensors and the JSON state of a run's checkpoint."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(run / CHECKPOINT))
+    state = json.loads((run / STATE).read_text())
+    return {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, state
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Datasets:
+    train: D.TrainingSource
+    validation: dict[str, list[D.ClipSample]] = field(default_factory=dict)
+    canonical_landmarks: np.ndarray | None = None
+
+
+def build_datasets(cfg: TrainConfig, rng: np.random.Generator) -> Datasets:
+    """Training source and validation clips (cached under ``cfg.cache_dir``)."""
+    if cfg.synthetic:
+        stills = D.synthetic_stills(4, rng)
+        validation = {
+            "synthetic": [D.animate_still(stills.images[0], stills.landmarks[0], max(cfg.clip_len, 16), rng, "v")]
+        }
+        return Datasets(D.TrainingSource([], stills), validation, np.median(stills.landmarks, axis=0))
+    root = Path(cfg.data_root) if cfg.data_root else D.default_data_root()
+    cache = Path(cfg.cache_dir)
+    train_files = D.cache_video_clips(root, D.TRAINING_VIDEOS, cache / "clips")
+    video_clips = D.load_cached_clips(train_files)
+    stills_path = cache / "stills.npz"
+    if not stills_path.exists():
+        paths, names = D.list_lfw(root / "images" / "lfw")
+        orl_paths, orl_names = D.list_orl(root / "images" / "orl")
+        D.save_stills(D.prepare_stills(paths + orl_paths, names + orl_names), stills_path)
+    stills = D.load_stills(stills_path)
+    validation = {}
+    for relative in D.VALIDATION_VIDEOS:
+        files = D.cache_video_clips(root, [relative], cache / "clips")
+        if files:
+            validation[relative] = D.load_cached_clips(files, cfg.val_clips_per_video)
+    landmarks = [c.landmarks for c in video_clips] + [stills.landmarks[:, None]]
+    canonical = np.median(np.concatenate([lm.reshape(-1, 68, 2) for lm in landmarks]), axis=0)
+    log.info(
+        "data: %d training video clips, %d stills, %d validation clips",
+        len(video_clips), len(stills), sum(len(v) for v in validation.values()),
+    )
+    return Datasets(D.TrainingSource(video_clips, stills, cfg.video_fraction), validation, canonical)
+
+
+def pick_frames(sample: D.ClipSample, indices: np.ndarray) -> D.ClipSample:
+    return D.ClipSample(sample.frames[indices], sample.landmarks[indices], sample.fps, sample.identity)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def random_rescale(
+    frames: torch.Tensor, rng: np.random.Generator, low: float = 0.75, high: float = 1.3
+) -> torch.Tensor:
+    """Down/up-scale round trip of ``[N, C, H, W]`` frames, as resizing for paste-back does."""
+    size = frames.shape[-1]
+    scale = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    inner = max(int(round(size * scale)), 16)
+    resized = torch.nn.functional.interpolate(frames, size=(inner, inner), mode="bilinear", align_corners=False)
+    back = torch.nn.functional.interpolate(resized, size=(size, size), mode="bilinear", align_corners=False)
+    return back
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        from deidvid.recognise.faceapi_resnet import load_faceapi_resnet
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.run = Path(cfg.out)
+        self.run.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        model_cfg = {"eps": cfg.eps} if cfg.arch == "residual" else None
+        self.model = build_model(cfg.arch, model_cfg).to(self.device)
+        self.optimiser = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
+        )
+        self.embedder = IdentityEmbedder(load_faceapi_resnet(self.device))
+        self.step = 0
+        self.wall_s = 0.0
+        resumed = (self.run / CHECKPOINT).exists() and (self.run / STATE).exists()
+        if resumed:
+            state = load_checkpoint(self.run, self.model, self.optimiser)
+            if state["config"]["arch"] != cfg.arch:
+                raise ValueError(f"{self.run} holds a '{state['config']['arch']}' run, not '{cfg.arch}'")
+            self.step = int(state["step"])
+            self.wall_s = float(state.get("wall_s", 0.0))
+            self.rng.bit_generator.state = state["numpy_rng"]
+            log.info("resumed %s at step %d", self.run, self.step)
+        self.data = build_datasets(cfg, np.random.default_rng(cfg.seed + 1))
+        if cfg.arch == "residual" and self.data.canonical_landmarks is not None:
+            self.model.canonical_landmarks.copy_(torch.as_tensor(self.data.canonical_landmarks, dtype=torch.float32))
+        self.frames_mode = bool(self.model.per_frame and getattr(self.model.config, "project_skin_mean", False))
+        self.gallery = self._gallery() if cfg.id_loss == "closed" else None
+        self._val_reference: dict[int, torch.Tensor] = {}
+
+    # -- identity -------------------------------------------------------------------
+
+    def _gallery(self, size: int = 64) -> torch.Tensor:
+        """Embeddings of other people: the negatives of the closed-set classifier."""
+        rng = np.random.default_rng(self.cfg.seed + 2)
+        samples = [self.data.train.sample(rng, 1) for _ in range(size)]
+        frames, landmarks, _, _ = D.to_tensors(samples, self.device)
+        with torch.no_grad():
+            return self.embedder(frames_of(frames), landmarks.reshape(-1, 68, 2))
+
+    def identity_loss(self, out_frames, in_frames, landmarks, batch: int):
+        """``L_id`` on ``[B*K, 3, H, W]`` frames; also returns distances for logging."""
+        cfg = self.cfg
+        with torch.no_grad():
+            emb_in = self.embedder(in_frames, landmarks)
+        seen = out_frames
+        if cfg.resize_aug > 0 and self.rng.random() < cfg.resize_aug:
+            seen = random_rescale(out_frames, self.rng)
+        emb_out = self.embedder(seen, landmarks, jitter=cfg.jitter)
+        distance = embedding_distance(emb_out, emb_in)
+        if cfg.id_loss == "open":
+            return open_set_identity_loss(emb_out, emb_in, cfg.threshold, cfg.margin), distance
+        # Closed set: classes = the batch's own identities (mean input embedding) + gallery.
+        per_clip = emb_in.reshape(batch, -1, emb_in.shape[-1]).mean(dim=1)
+        prototypes = torch.cat([per_clip, self.gallery])
+        labels = torch.arange(batch, device=emb_out.device).repeat_interleave(emb_out.shape[0] // batch)
+        return closed_set_identity_loss(prototype_logits(emb_out, prototypes), labels, cfg.reg_lambda), distance
+
+    # -- one step -------------------------------------------------------------------
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        k = cfg.id_frames
+        samples, id_index = [], []
+        for _ in range(cfg.batch):
+            sample = self.data.train.sample(self.rng, cfg.clip_len)
+            chosen = np.sort(self.rng.choice(cfg.clip_len, size=min(k, cfg.clip_len), replace=False))
+            if self.frames_mode:
+                sample, chosen = pick_frames(sample, chosen), np.arange(len(chosen))
+            samples.append(sample)
+            id_index.append(chosen)
+        clip, landmarks, skin, fps = D.to_tensors(samples, self.device)
+        self.model.train()
+        out = self.model(clip, skin)
+        rec = reconstruction_loss(out, clip)
+        idx = torch.as_tensor(np.stack(id_index), device=self.device)  # [B, K]
+        gather = lambda v: torch.stack([v[b, :, idx[b]] for b in range(v.shape[0])])  # noqa: E731
+        out_k, in_k = frames_of(gather(out)), frames_of(gather(clip))
+        lm_k = torch.stack([landmarks[b, idx[b]] for b in range(landmarks.shape[0])]).reshape(-1, 68, 2)
+        ident, distance = self.identity_loss(out_k, in_k, lm_k, cfg.batch)
+        total = cfg.alpha * rec + cfg.beta * ident
+        pulse = None
+        if not self.frames_mode and cfg.gamma > 0:
+            pulse = rppg_loss(out, clip, skin, fps, cfg.rppg_method)
+            total = total + cfg.gamma * pulse
+        self.optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimiser.step()
+        with torch.no_grad():
+            mse = (out - clip).pow(2).mean()
+        total, rec, ident = total.detach(), rec.detach(), ident.detach()
+        return {
+            "loss": float(total),
+            "rec": float(rec),
+            "id": float(ident),
+            "rppg": float(pulse.detach()) if pulse is not None else float("nan"),
+            "dist": float(distance.mean()),
+            "fooled": float((distance > cfg.threshold).float().mean()),
+            "psnr": float(10 * torch.log10(1.0 / mse.clamp_min(1e-12))),
+        }
+
+    # -- validation -----------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """Recogniser-A match rate (same frame, distance < threshold), PSNR/SSIM of the
+        uint8 output, POS rPPG Pearson, per validation video and as means."""
+        self.model.eval()
+        per_video: dict[str, dict[str, float]] = {}
+        clip_id = 0
+        for name, clips in self.data.validation.items():
+            matches, distances, sq_err, ssims, pearsons, count = [], [], 0.0, [], [], 0
+            for sample in clips:
+                clip, landmarks, skin, fps = D.to_tensors([sample], self.device)
+                # Per-frame models run in chunks (memory); 3D models see the whole clip.
+                step = 16 if self.model.per_frame else clip.shape[2]
+                out = torch.cat(
+                    [self.model(clip[:, :, s : s + step], skin[:, :, s : s + step]) for s in range(0, clip.shape[2], step)],
+                    dim=2,
+                )
+                out = torch.round(out * 255.0) / 255.0  # what a video would store
+                sq_err += float(((out - clip) * 255.0).pow(2).sum())
+                count += out.numel()
+                ssims.extend(ssim(frames_of(out), frames_of(clip)).tolist())
+                every = np.arange(0, clip.shape[2], max(clip.shape[2] // self.cfg.id_frames, 1))
+                frames_in = frames_of(clip[:, :, every])
+                lm = landmarks[0, every]
+                if clip_id not in self._val_reference:
+                    self._val_reference[clip_id] = self.embedder(frames_in, lm)
+                emb_out = self.embedder(frames_of(out[:, :, every]), lm)
+                dist = embedding_distance(emb_out, self._val_reference[clip_id])
+                distances.extend(dist.tolist())
+                matches.extend((dist < self.cfg.threshold).tolist())
+                rate = float(fps[0])
+                ref = rppg_signal(clip, skin, rate, "pos")
+                got = rppg_signal(out, skin, rate, "pos")
+                from deidvid.rppg.torch_methods import pearson_torch
+
+                if float(ref.abs().sum()) > 0:
+                    pearsons.append(float(pearson_torch(got, ref)[0]))
+                clip_id += 1
+            mse = sq_err / max(count, 1)
+            per_video[name] = {
+                "clips": len(clips),
+                "match_rate_a": float(np.mean(matches)) if matches else float("nan"),
+                "distance_a": float(np.mean(distances)) if distances else float("nan"),
+                "psnr": 10 * math.log10(255.0**2 / mse) if mse > 0 else float("inf"),
+                "ssim": float(np.mean(ssims)),
+                "rppg_r_pos": float(np.mean(pearsons)) if pearsons else float("nan"),
+            }
+        keys = ("match_rate_a", "distance_a", "psnr", "ssim", "rppg_r_pos")
+        means = {key: float(np.nanmean([v[key] for v in per_video.values()])) for key in keys}
+        return {"step": self.step, "mean": means, "videos": per_video}
+
+    # -- run --------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "wall_s": self.wall_s,
+            "config": asdict(self.cfg),
+            "model": model_config(self.model),
+            "parameters": count_parameters(self.model),
+            "numpy_rng": self.rng.bit_generator.state,
+            "device": str(self.device),
+            "hardware": hardware_description(self.device),
+            "torch": torch.__version__,
+        }
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.run, self.model, self.optimiser, self.state())
+
+    def _append(self, name: str, record: dict[str, Any]) -> None:
+        with open(self.run / name, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def fit(self) -> dict[str, Any] | None:
+        cfg = self.cfg
+        started = time.perf_counter()
+        wall_at_start = self.wall_s
+        window: list[dict[str, float]] = []
+        last_val = None
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            metrics = self.train_step()
+            self.step += 1
+            self.wall_s = wall_at_start + time.perf_counter() - started
+            metrics["s_per_step"] = time.perf_counter() - t0
+            window.append(metrics)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                mean = {k: float(np.nanmean([m[k] for m in window])) if not all(
+                    math.isnan(m[k]) for m in window) else None for k in window[0]}
+                self._append("log.jsonl", {"step": self.step, "wall_s": round(self.wall_s, 1), **mean})
+                log.info("step %d %s", self.step, " ".join(
+                    f"{k}={v:.4g}" for k, v in mean.items() if v is not None))
+                window = []
+            if self.step % cfg.ckpt_every == 0:
+                self.checkpoint()
+            if cfg.val_every and self.step % cfg.val_every == 0:
+                last_val = self._validate_and_log()
+            if cfg.max_minutes and (time.perf_counter() - started) / 60 >= cfg.max_minutes:
+                log.info("time budget reached at step %d", self.step)
+                break
+        self.checkpoint()
+        if cfg.val_every and (last_val is None or last_val["step"] != self.step):
+            last_val = self._validate_and_log()
+        return last_val
+
+    def _validate_and_log(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        result = self.validate()
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        self._append("val.jsonl", result)
+        log.info("validation step %d: %s", self.step, json.dumps(result["mean"]))
+        return result
+
+
+def hardware_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def train(cfg: TrainConfig) -> dict[str, Any] | None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return Trainer(cfg).fit()

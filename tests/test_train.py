@@ -1,0 +1,206 @@
+"""Training: losses against references, gradient flow, data, and a resumable smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deidvid.train import data as D
+from deidvid.train.losses import (
+    closed_set_identity_loss,
+    open_set_identity_loss,
+    prototype_logits,
+    reconstruction_loss,
+    rppg_loss,
+    ssim,
+    uniformity_regulariser,
+)
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_ssim_matches_skimage():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.random((40, 48, 3))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    expected = structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=-1
+    )
+    to_t = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None]  # noqa: E731
+    assert float(ssim(to_t(a), to_t(b))[0]) == pytest.approx(expected, abs=2e-3)
+
+
+def test_reconstruction_loss_is_zero_for_identity_and_grows_with_noise():
+    torch.manual_seed(0)
+    clip = torch.rand(1, 3, 2, 32, 32)
+    assert float(reconstruction_loss(clip, clip)) == pytest.approx(0.0, abs=1e-6)
+    small = reconstruction_loss((clip + 0.01 * torch.randn_like(clip)).clamp(0, 1), clip)
+    large = reconstruction_loss((clip + 0.1 * torch.randn_like(clip)).clamp(0, 1), clip)
+    assert 0 < float(small) < float(large)
+
+
+def test_open_set_identity_loss_decreases_as_embeddings_separate():
+    torch.manual_seed(0)
+    reference = torch.randn(4, 128)
+    direction = torch.nn.functional.normalize(torch.randn(4, 128), dim=1)
+    losses = [float(open_set_identity_loss(reference + d * direction, reference, 0.6, 0.2)) for d in (0.1, 0.4, 0.7, 0.9)]
+    assert losses[0] > losses[1] > losses[2] > 0
+    assert losses[3] == 0.0  # beyond threshold + margin: nothing left to push
+    assert losses[0] == pytest.approx(0.8 - 0.1, abs=1e-5)
+
+
+def test_open_set_identity_loss_gives_gradient_even_at_zero_distance():
+    reference = torch.randn(2, 128)
+    out = reference.clone().requires_grad_(True)
+    open_set_identity_loss(out, reference).backward()
+    assert torch.isfinite(out.grad).all()
+
+
+def test_closed_set_loss_signs():
+    labels = torch.tensor([0])
+    confident_right = torch.tensor([[8.0, 0.0, 0.0]])
+    confident_wrong = torch.tensor([[0.0, 8.0, 0.0]])
+    uniform = torch.zeros(1, 3)
+    # Lower (better) when the true identity is not recognised; best near uniform.
+    right = float(closed_set_identity_loss(confident_right, labels))
+    wrong = float(closed_set_identity_loss(confident_wrong, labels))
+    flat = float(closed_set_identity_loss(uniform, labels))
+    assert right > wrong
+    assert right > flat
+    assert float(uniformity_regulariser(torch.full((1, 5), 0.2))[0]) == pytest.approx(0.0, abs=1e-7)
+    one_hot = torch.tensor([[1.0, 0, 0, 0, 0]])
+    expected = np.linalg.norm([0.8, -0.2, -0.2, -0.2, -0.2]) / (1 + np.sqrt(5 * 0.04))
+    assert float(uniformity_regulariser(one_hot)[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_prototype_logits_prefer_the_nearest_identity():
+    prototypes = torch.eye(3, 8)
+    logits = prototype_logits(torch.eye(3, 8)[[2, 0]] + 0.01, prototypes)
+    assert logits.argmax(dim=1).tolist() == [2, 0]
+
+
+def _pulse_clip(bpm: float, frames: int = 96, fps: float = 30.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / fps
+    pulse = np.sin(2 * np.pi * bpm / 60 * t)
+    clip = 0.5 + 0.05 * rng.random((1, 3, 1, 16, 16)) + 0.002 * pulse[None, None, :, None, None] * np.array(
+        [0.5, 1.0, 0.6]
+    )[None, :, None, None, None]
+    clip = clip + 0.0005 * rng.normal(size=(1, 3, frames, 16, 16))
+    return torch.from_numpy(clip).float(), torch.ones(1, 1, frames, 16, 16)
+
+
+@pytest.mark.parametrize("method", ["chrom", "pos"])
+def test_rppg_loss_is_zero_for_identical_signals_and_large_for_different_ones(method):
+    clip, skin = _pulse_clip(72)
+    other, _ = _pulse_clip(110, seed=1)
+    assert float(rppg_loss(clip, clip, skin, [30.0], method)) == pytest.approx(0.0, abs=1e-4)
+    assert float(rppg_loss(other, clip, skin, [30.0], method)) > 0.5
+
+
+def test_gradients_flow_through_all_losses_to_the_model():
+    from deidvid.model.autoencoder import PaperAE
+    from deidvid.recognise.faceapi_resnet import FaceApiResNet
+    from deidvid.train.losses import IdentityEmbedder
+
+    torch.manual_seed(0)
+    model = PaperAE()
+    clip, skin = _pulse_clip(72, frames=32)
+    clip = torch.nn.functional.interpolate(clip, size=(32, 64, 64))
+    skin = torch.ones(1, 1, 32, 64, 64)
+    out = model(clip)
+    embedder = IdentityEmbedder(FaceApiResNet())  # random weights suffice for gradient flow
+    from deidvid.recognise.align import dlib_chip_template
+
+    landmarks = dlib_chip_template(150).float()
+    landmarks[:17] = torch.stack([torch.linspace(20, 130, 17), 75 + 50 * torch.sin(torch.linspace(0, 3.14, 17))], 1)
+    landmarks = (landmarks * 0.4 + 2).expand(2, 68, 2)
+    frames_out = out[0, :, :2].transpose(0, 1)
+    frames_in = clip[0, :, :2].transpose(0, 1)
+    ident = open_set_identity_loss(embedder(frames_out, landmarks), embedder(frames_in, landmarks))
+    total = reconstruction_loss(out, clip) + ident + rppg_loss(out, clip, skin, [30.0])
+    total.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and float(param.grad.abs().sum()) > 0, name
+    assert all(p.grad is None for p in embedder.parameters())  # the recogniser stays frozen
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_split_is_disjoint_and_names_the_held_out_videos():
+    assert not set(D.TRAINING_VIDEOS) & set(D.VALIDATION_VIDEOS)
+    names = " ".join(D.VALIDATION_VIDEOS)
+    for held_out in ("subject14", "subject17", "sbia1a", "swiz3n", "hdtf_khill"):
+        assert held_out in names
+
+
+def test_hflip_mirrors_points_and_is_an_involution(astronaut_landmarks):
+    frames = np.zeros((1, 128, 128, 3), np.uint8)
+    lm = astronaut_landmarks[None] * 0.2
+    flipped_frames, flipped = D.hflip_clip(frames, lm)
+    # The subject's right eye corner (36) becomes the left one (45), mirrored in x.
+    assert flipped[0, 45, 0] == pytest.approx(127 - lm[0, 36, 0])
+    assert flipped[0, 45, 1] == pytest.approx(lm[0, 36, 1])
+    _, back = D.hflip_clip(flipped_frames, flipped)
+    np.testing.assert_allclose(back, lm)
+
+
+@pytest.mark.parametrize("bpm", [66.0, 100.0])
+def test_animated_still_carries_the_synthetic_pulse(astronaut, astronaut_landmarks, bpm):
+    from deidvid.rppg import heart_rate, pos
+
+    context, landmarks = D.face_context(astronaut, astronaut_landmarks)
+    clip = D.animate_still(context, landmarks, 300, np.random.default_rng(3), bpm=bpm)
+    assert clip.frames.shape == (300, 128, 128, 3) and clip.frames.dtype == np.uint8
+    assert clip.landmarks.shape == (300, 68, 2) and clip.bpm == bpm
+    masks = clip.skin_masks().astype(bool)
+    rgb = np.stack([f[m].mean(axis=0) for f, m in zip(clip.frames.astype(float), masks)])
+    assert heart_rate(pos(rgb, 30.0), 30.0) == pytest.approx(bpm, abs=3.0)
+
+
+def test_augmentation_keeps_shapes_and_types():
+    rng = np.random.default_rng(0)
+    stills = D.synthetic_stills(2, rng)
+    source = D.TrainingSource([], stills)
+    for _ in range(3):
+        sample = source.sample(rng, 8)
+        assert sample.frames.shape == (8, 128, 128, 3) and sample.frames.dtype == np.uint8
+        assert sample.landmarks.shape == (8, 68, 2)
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def _smoke_args(out, steps):
+    return [
+        "--synthetic", "--steps", str(steps), "--out", str(out), "--batch", "1", "--clip-len", "8",
+        "--id-frames", "2", "--val-every", "0", "--log-every", "1", "--threads", "1",
+    ]  # fmt: skip
+
+
+def test_two_step_training_with_resume_is_deterministic(tmp_path):
+    from safetensors.torch import load_file
+
+    from deidvid.train import main
+
+    assert main(_smoke_args(tmp_path / "a", 1)) == 0
+    state = json.loads((tmp_path / "a" / "state.json").read_text())
+    assert state["step"] == 1
+    assert main(_smoke_args(tmp_path / "a", 2)) == 0  # resumes at step 1
+    assert main(_smoke_args(tmp_path / "b", 2)) == 0  # straight through
+    resumed = load_file(str(tmp_path / "a" / "checkpoint.safetensors"))
+    straight = load_file(str(tmp_path / "b" / "checkpoint.safetensors"))
+    assert json.loads((tmp_path / "a" / "state.json").read_text())["step"] == 2
+    assert any(k.startswith("optim.") for k in resumed)
+    for key, value in straight.items():
+        if key.startswith(("model.", "optim.")):
+            torch.testing.assert_close(resumed[key], value, msg=key)
+    logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [1, 2]
+    assert all(np.isfinite(r["loss"]) for r in logged)
