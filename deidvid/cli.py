@@ -239,5 +239,24 @@ def _print_report(report) -> None:  # noqa: ANN001
     out_console.print(table)
 
 
+@app.command()
+def bench(
+    runs: Annotated[int, typer.Option(min=1, help="Runs per configuration (median reported).")] = 3,
+    seconds: Annotated[float, typer.Option(help="Length of the 720p test video.")] = 10.0,
+    method: Annotated[str, typer.Option(help="Anonymisation method to time.")] = "blur",
+    deface: Annotated[str | None, typer.Option(help="Path of a deface 1.5.0 executable to measure as the reference.")] = None,
+    long_seconds: Annotated[float, typer.Option(help="Also process a video this long (memory check), once.")] = 0.0,
+) -> None:
+    """Throughput (frames/s) and peak memory of anonymise on 720p, one face, CPU."""
+    from deidvid.bench import bench_anonymise
+
+    table, message, code = run_guarded(
+        bench_anonymise, runs=runs, seconds=seconds, method=method, deface=deface, long_seconds=long_seconds
+    )
+    if message:
+        fail(message, code)
+    print(table)
+
+
 if __name__ == "__main__":
     app()
