@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -70,7 +70,7 @@ class VideoInfo:
     color_range: int = 0  # AVColorRange (0 = unspecified, 1 = limited, 2 = full)
     color_primaries: int = 2  # AVColorPrimaries (2 = unspecified)
     color_trc: int = 2  # AVColorTransferCharacteristic (2 = unspecified)
-    audio_codecs: tuple[str, ...] = field(default=())
+    audio_codecs: tuple[str, ...] = ()
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -94,7 +94,7 @@ class Frame:
     rgb: np.ndarray
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
+def open_input(path: Path) -> av.container.InputContainer:
     """Open ``path`` for reading; every failure becomes a one-line BadInputError."""
     if not path.exists():
         raise BadInputError(f"{path}: no such file")
@@ -141,14 +141,16 @@ def _frame_count(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, 
     if stream.frames > 0 and len(entries) == stream.frames:
         return sum(1 for entry in entries if not entry.is_discard), True
     count = 0
-    with _open_input(path) as container:
+    with open_input(path) as container:
         for packet in container.demux(container.streams[stream.index]):
             if packet.size and not packet.is_discard:
                 count += 1
     return count, False
 
 
-def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+def _declared_duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
     """The video stream's duration as the container states it, or None."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
@@ -181,7 +183,7 @@ def probe(path: str | Path) -> VideoInfo:
             corrupt header, no decodable frame.
     """
     path = Path(path)
-    container = _open_input(path)
+    container = open_input(path)
     try:
         if _is_still_image(container):
             raise BadInputError(f"{path}: is a still image, not a video")
@@ -238,7 +240,9 @@ def _first_frame(
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as err:
-        raise BadInputError(f"{path}: corrupt video, the first frame does not decode ({_reason(err)})") from None
+        raise BadInputError(
+            f"{path}: corrupt video, the first frame does not decode ({_reason(err)})"
+        ) from None
     raise BadInputError(f"{path}: the video stream has no decodable frames")
 
 
@@ -266,7 +270,7 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Fra
     """
     path = Path(path)
     info = info or probe(path)
-    container = _open_input(path)
+    container = open_input(path)
     index = 0
     last_time = None
     try:
@@ -288,7 +292,8 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Fra
             else:
                 time_s = info.start_s + index / float(info.fps)
             last_time = time_s
-            yield Frame(index=index, pts=frame.pts, time_s=time_s, rgb=to_rgb(frame, info.rotation, reformatter))
+            rgb = to_rgb(frame, info.rotation, reformatter)
+            yield Frame(index=index, pts=frame.pts, time_s=time_s, rgb=rgb)
             index += 1
     finally:
         container.close()
@@ -312,7 +317,9 @@ def _check_complete(path: Path, info: VideoInfo, decoded: int, last_time: float 
     if info.declared_duration_s and last_time is not None:
         frame_s = 1 / float(info.fps)
         decoded_s = last_time + frame_s - info.start_s
-        tolerance = max(_TRUNCATION_TOLERANCE_S, _TRUNCATION_TOLERANCE_FRAMES * frame_s, 0.02 * info.declared_duration_s)
+        tolerance = max(
+            _TRUNCATION_TOLERANCE_S, _TRUNCATION_TOLERANCE_FRAMES * frame_s, 0.02 * info.declared_duration_s
+        )
         if info.declared_duration_s - decoded_s > tolerance:
             raise BadInputError(
                 f"{path}: truncated or corrupt video, frames end at {decoded_s:.2f} s "

@@ -34,7 +34,7 @@ import av.error
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from deidvid.decode import Frame, VideoInfo
+from deidvid.decode import Frame, VideoInfo, open_input
 from deidvid.errors import BadInputError, DeidvidError, UsageError
 
 CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -52,7 +52,15 @@ _MUXER_OWNED_KEYS = {"major_brand", "minor_version", "compatible_brands", "encod
 
 # AVColorSpace -> swscale colour matrix name (unspecified: swscale's default, BT.601,
 # which is also what the decoder used for untagged input).
-_SWS_COLORSPACE = {1: "itu709", 4: "fcc", 5: "itu601", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+_SWS_COLORSPACE = {
+    1: "itu709", 4: "fcc", 5: "itu601", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"
+}
+
+
+def _output_colorspace(info: VideoInfo) -> int:
+    """The YUV matrix tag to write: the source's, or unspecified (BT.601) for RGB sources
+    and matrices swscale cannot produce."""
+    return info.colorspace if info.colorspace in _SWS_COLORSPACE else 2
 
 
 def check_output_path(out_path: Path, input_path: Path | None = None) -> str:
@@ -172,7 +180,7 @@ class VideoWriter:
         if not lossless:
             context = stream.codec_context
             context.color_range = 2 if info.color_range == 2 else 1
-            context.colorspace = info.colorspace
+            context.colorspace = _output_colorspace(info)
             context.color_primaries = info.color_primaries
             context.color_trc = info.color_trc
         if info.rotation and not self._rotate_pixels:
@@ -182,7 +190,7 @@ class VideoWriter:
 
     def _add_audio_streams(self) -> dict[int, av.stream.Stream]:
         """Output audio streams keyed by input stream index; opens the audio reader."""
-        reader = av.open(str(self.info.path), "r")
+        reader = open_input(self.info.path)
         self._audio_reader = reader
         mapping = {}
         for in_stream in reader.streams.audio:
@@ -211,7 +219,7 @@ class VideoWriter:
             video_frame = self._reformatter.reformat(
                 video_frame,
                 format=self._pix_fmt,
-                dst_colorspace=_SWS_COLORSPACE.get(info.colorspace),
+                dst_colorspace=_SWS_COLORSPACE.get(_output_colorspace(info)),
                 dst_color_range=2 if info.color_range == 2 else 1,
                 interpolation=_YUV_INTERPOLATION,
             )

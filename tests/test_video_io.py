@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tracemalloc
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -61,7 +60,8 @@ def assert_one_line(err: pytest.ExceptionInfo) -> None:
 def face_mp4(tmp_path_factory) -> Path:
     """CFR 30 fps, 90 frames, 320x240, AAC audio, container metadata."""
     path = tmp_path_factory.mktemp("src") / "face.mp4"
-    return videos.make_face_video(path, metadata={"title": "synthetic", "comment": "astronaut", "artist": "nasa"})
+    tags = {"title": "synthetic", "comment": "astronaut", "artist": "nasa"}
+    return videos.make_face_video(path, metadata=tags)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,9 @@ def test_probe_reports_the_written_properties(face_mp4: Path) -> None:
 def test_iter_frames_yields_contiguous_rgb_with_source_timestamps(face_mp4: Path) -> None:
     frames = all_frames(face_mp4)
     assert [f.index for f in frames] == list(range(90))
-    assert all(f.rgb.shape == (240, 320, 3) and f.rgb.dtype == np.uint8 and f.rgb.flags.c_contiguous for f in frames)
+    for frame in frames:
+        assert frame.rgb.shape == (240, 320, 3) and frame.rgb.dtype == np.uint8
+        assert frame.rgb.flags.c_contiguous
     np.testing.assert_allclose([f.time_s for f in frames], videos.frame_times(90), atol=1e-6)
     # The decoded picture is the rendered one (high-quality source: only compression noise).
     assert psnr(frames[10].rgb, videos.render_face_frame(float(frames[10].time_s))) > 38
@@ -162,7 +164,9 @@ def test_vfr_timestamps_survive(vfr_mp4: Path, tmp_path: Path, suffix: str) -> N
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
 def test_rotation_is_applied_on_read_and_kept_on_write(tmp_path: Path, rotation: int) -> None:
-    src = videos.make_face_video(tmp_path / "rot.mp4", n_frames=6, size=(160, 120), audio=False, rotation=rotation)
+    src = videos.make_face_video(
+        tmp_path / "rot.mp4", n_frames=6, size=(160, 120), audio=False, rotation=rotation
+    )
     info = probe(src)
     assert info.rotation == rotation
     assert (info.width, info.height) == (160, 120)  # display orientation
@@ -263,6 +267,19 @@ def test_custom_container_metadata_is_kept(tmp_path: Path, suffix: str) -> None:
     assert {key: kept.get(key) for key in tags} == tags
 
 
+def test_rgb_source_is_re_encoded_as_tagged_yuv(tmp_path: Path) -> None:
+    """A lossless (RGB) output used as input: CRF output must not be tagged as RGB."""
+    src = videos.make_face_video(tmp_path / "src.mp4", n_frames=5, audio=False)
+    rgb_copy, yuv_copy = tmp_path / "rgb.mkv", tmp_path / "yuv.mp4"
+    copy_video(src, rgb_copy, lossless=True)
+    assert probe(rgb_copy).colorspace == 0  # AVCOL_SPC_RGB
+    copy_video(rgb_copy, yuv_copy)
+    assert probe(yuv_copy).colorspace != 0
+    for a, b in zip(iter_frames(rgb_copy), iter_frames(yuv_copy)):
+        assert psnr(a.rgb, b.rgb) > 40
+        assert abs(b.rgb.mean() - a.rgb.mean()) < 0.25
+
+
 def test_no_audio_option_drops_audio(face_mp4: Path, tmp_path: Path) -> None:
     out = tmp_path / "silent.mp4"
     copy_video(face_mp4, out, copy_audio=False)
@@ -317,7 +334,8 @@ def test_bad_inputs_are_refused_by_probe_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "suffix"), [("garbage", ".mkv"), ("garbage", ".mp4"), ("truncated", ".mkv"), ("truncated", ".mp4")]
+    ("kind", "suffix"),
+    [("garbage", ".mkv"), ("garbage", ".mp4"), ("truncated", ".mkv"), ("truncated", ".mp4")],
 )
 def test_corrupt_data_mid_stream_raises_after_the_good_frames(tmp_path: Path, kind: str, suffix: str) -> None:
     path = videos.make_corrupt_video(tmp_path / f"bad{suffix}", kind=kind)

@@ -42,7 +42,9 @@ def _astronaut() -> np.ndarray:
     return astronaut().astype(np.float32)
 
 
-def _soft_ellipse(shape: tuple[int, int], ellipse: tuple[float, float, float, float], feather: float) -> np.ndarray:
+def _soft_ellipse(
+    shape: tuple[int, int], ellipse: tuple[float, float, float, float], feather: float
+) -> np.ndarray:
     """(H,W) float32 mask: 1 inside the ellipse, a smooth ramp of ``feather`` px at its edge."""
     cx, cy, ax, ay = ellipse
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
@@ -88,7 +90,9 @@ def _vfr_pts(n_frames: int, rate: Fraction) -> list[int]:
     return [0, *np.cumsum(steps).tolist()]
 
 
-def _poses(t: float, size: tuple[int, int], motion: bool, faces: int) -> list[tuple[float, float, float, bool]]:
+def _poses(
+    t: float, size: tuple[int, int], motion: bool, faces: int
+) -> list[tuple[float, float, float, bool]]:
     """Per face: (centre x, centre y, scale, mirrored) of the head ellipse in frame pixels."""
     width, height = size
     scale0 = (0.60 if faces == 1 else 0.42) * height / (2 * _HEAD_ELLIPSE[3])
@@ -203,7 +207,9 @@ def _to_yuv(frame: av.VideoFrame, stream: av.video.stream.VideoStream, bt709: bo
     """RGB -> the stream's YUV format with accurate rounding (swscale's fast path is biased)."""
     flags = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
     colorspace = "itu709" if bt709 else "itu601"
-    return _REFORMATTER.reformat(frame, format=stream.pix_fmt, dst_colorspace=colorspace, dst_color_range=1, interpolation=flags)
+    return _REFORMATTER.reformat(
+        frame, format=stream.pix_fmt, dst_colorspace=colorspace, dst_color_range=1, interpolation=flags
+    )
 
 
 def _video_stream(
