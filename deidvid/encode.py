@@ -49,6 +49,18 @@ CAN_WRITE_ROTATION = hasattr(av.video.stream.VideoStream, "set_display_rotation"
 
 # Container metadata the muxer writes itself.
 _MUXER_OWNED_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# Where a recording was made identifies people too: never copy location tags
+# (QuickTime ``location``/``com.apple.quicktime.location.ISO6709``, ``©xyz``, GPS keys).
+_PRIVATE_KEY_PARTS = ("location", "gps", "xyz")
+
+
+def copied_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Container metadata to carry over: all but muxer-owned and location keys."""
+    return {
+        k: v
+        for k, v in metadata.items()
+        if k.lower() not in _MUXER_OWNED_KEYS and not any(p in k.lower() for p in _PRIVATE_KEY_PARTS)
+    }
 
 # AVColorSpace -> swscale colour matrix name (unspecified: swscale's default, BT.601,
 # which is also what the decoder used for untagged input).
@@ -155,9 +167,7 @@ class VideoWriter:
             self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
             self._video = self._add_video_stream(crf, lossless, preset)
             self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
-            self._container.metadata.update(
-                {k: v for k, v in info.metadata.items() if k.lower() not in _MUXER_OWNED_KEYS}
-            )
+            self._container.metadata.update(copied_metadata(info.metadata))
             self._container.start_encoding()  # writes the header: fail now, not after encoding
         except BaseException:
             self.abort()

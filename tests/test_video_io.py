@@ -267,6 +267,17 @@ def test_custom_container_metadata_is_kept(tmp_path: Path, suffix: str) -> None:
     assert {key: kept.get(key) for key in tags} == tags
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_location_metadata_is_dropped(tmp_path: Path, suffix: str) -> None:
+    tags = {"title": "t", "location": "+48.8577+002.2950/", "com.apple.quicktime.location.ISO6709": "+48+002/"}
+    src = videos.make_face_video(tmp_path / "geo.mkv", n_frames=2, size=(64, 48), audio=False, metadata=tags)
+    assert "location" in {k.lower() for k in probe(src).metadata}
+    out = tmp_path / f"out{suffix}"
+    copy_video(src, out)
+    kept = {key.lower() for key in probe(out).metadata}
+    assert "title" in kept and not any("location" in k for k in kept)
+
+
 def test_rgb_source_is_re_encoded_as_tagged_yuv(tmp_path: Path) -> None:
     """A lossless (RGB) output used as input: CRF output must not be tagged as RGB."""
     src = videos.make_face_video(tmp_path / "src.mp4", n_frames=5, audio=False)
