@@ -1,7 +1,8 @@
 """Anonymisers: what is done to a 128x128 face clip. One interface for all methods.
 
-An anonymiser maps a clip ``(T, 128, 128, 3)`` float32 in [0, 1] to a clip of the
-same shape. ``residual`` says how the pipeline pastes it back (see ``paste``).
+An anonymiser maps a clip ``(T, 128, 128, 3)`` float32 in [0, 1], with the
+landmarks ``(T, 68, 2)`` in crop pixels, to a clip of the same shape. ``residual``
+says how the pipeline pastes it back (see ``paste``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class Anonymiser(Protocol):
     residual: bool  # paste (output - input) (True) or replace the face (False)
     interpolation: int  # cv2 flag for resizing the output to the face's size
 
-    def __call__(self, clip: np.ndarray) -> np.ndarray: ...
+    def __call__(self, clip: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class GaussianBlur:
@@ -30,7 +31,7 @@ class GaussianBlur:
     def __init__(self, sigma: float = 12.0) -> None:
         self.sigma = sigma
 
-    def __call__(self, clip: np.ndarray) -> np.ndarray:
+    def __call__(self, clip: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:  # noqa: ARG002
         return np.stack(
             [cv2.GaussianBlur(f, (0, 0), self.sigma, borderType=cv2.BORDER_REPLICATE) for f in clip]
         )
@@ -46,7 +47,7 @@ class Pixelate:
     def __init__(self, blocks: int = 10) -> None:
         self.blocks = blocks
 
-    def __call__(self, clip: np.ndarray) -> np.ndarray:
+    def __call__(self, clip: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:  # noqa: ARG002
         size = clip.shape[1:3][::-1]
         return np.stack(
             [
@@ -60,13 +61,19 @@ class Pixelate:
         )
 
 
-METHODS = ("blur", "pixelate")
+# name -> bundled autoencoder weights (manifest names)
+AUTOENCODERS = {"ae": "ae_residual", "ae-paper": "ae_paper"}
+METHODS = ("ae", "ae-paper", "blur", "pixelate")
 
 
-def build_anonymiser(method: str, device: str = "cpu") -> Anonymiser:  # noqa: ARG001
+def build_anonymiser(method: str, device: str = "cpu") -> Anonymiser:
     """The anonymiser called ``method`` (see ``METHODS``) on ``device``."""
     if method == "blur":
         return GaussianBlur()
     if method == "pixelate":
         return Pixelate()
+    if method in AUTOENCODERS:
+        from deidvid.model.anonymiser import AutoencoderAnonymiser
+
+        return AutoencoderAnonymiser(AUTOENCODERS[method], device=device)
     raise ValueError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")

@@ -199,6 +199,7 @@ class _ClipScheduler:
                     self.ready_at[f] = max(self.ready_at.get(f, -1), job.end - 1)
         self.boxes: dict[tuple[int, int], CropBox] = {}  # (track, frame) -> crop box
         self.crops: dict[tuple[int, int], np.ndarray] = {}  # (track, frame) -> (128,128,3) f32
+        self.points: dict[tuple[int, int], np.ndarray] = {}  # (track, frame) -> (68, 2) crop pixels
         self.sums: dict[tuple[int, int], np.ndarray] = {}
         self.wsums: dict[tuple[int, int], float] = defaultdict(float)
         self.tracks = tracks
@@ -211,11 +212,12 @@ class _ClipScheduler:
                     key = (track.track_id, frame.index)
                     self.boxes[key] = box
                     self.crops[key] = cut_crop(frame.rgb, box).astype(np.float32) / 255.0
+                    self.points[key] = box.to_crop(track.at(frame.index))
         for job in self.jobs_ending.pop(frame.index, []):
             keys = [(job.track.track_id, f) for f in range(job.start, job.end)]
             clip = np.stack([self.crops[k] for k in keys])
             with timer("model"):
-                out = self.anonymiser(clip)
+                out = self.anonymiser(clip, np.stack([self.points[k] for k in keys]))
             with timer("blend"):
                 value = out - clip if self.anonymiser.residual else out
                 for i, k in enumerate(keys):
@@ -234,6 +236,7 @@ class _ClipScheduler:
             if key in self.sums:
                 results.append((track, self.boxes.pop(key), self.sums.pop(key) / self.wsums.pop(key)))
             self.crops.pop(key, None)
+            self.points.pop(key, None)
         return results
 
 
