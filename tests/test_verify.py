@@ -208,3 +208,33 @@ def test_equal_error_rate():
     assert equal_error_rate(genuine, impostor) == pytest.approx(0.0228, abs=0.006)
     assert equal_error_rate(np.array([0.1, 0.2]), np.array([0.5, 0.6])) == 0.0
     assert equal_error_rate(impostor, genuine) > 0.9
+
+
+@pytest.mark.slow
+def test_gallery_top1_and_eer(face_video, shared_data, tmp_path):
+    """Gallery: the astronaut (frames of the video) among three LFW people."""
+    import cv2
+
+    gallery = tmp_path / "gallery"
+    (gallery / "astronaut").mkdir(parents=True)
+    with av.open(str(face_video)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in (0, 60, 120):
+                rgb = frame.to_ndarray(format="rgb24")
+                cv2.imwrite(str(gallery / "astronaut" / f"{index}.png"), rgb[:, :, ::-1])
+    lfw = shared_data / "images" / "lfw"
+    people = sorted(p for p in lfw.iterdir() if len(list(p.glob("*.jpg"))) >= 3)[:3]
+    for person in people:
+        (gallery / person.name).mkdir()
+        for image in sorted(person.glob("*.jpg"))[:3]:
+            (gallery / person.name / image.name).write_bytes(image.read_bytes())
+    options = VerifyOptions(
+        methods=("pos",), windows_s=(), identity_stride=10, ssim_stride=50, detect_stride=50,
+        recognisers=("faceapi_resnet",), gallery=gallery,
+    )
+    report = verify_videos(face_video, face_video, options).to_dict()
+    assert report["gallery"]["identities"] == sorted(["astronaut", *[p.name for p in people]])
+    scores = report["gallery"]["tracks"]["0"]["faceapi_resnet"]
+    assert scores["identity"] == "astronaut"
+    assert scores["top1_original"] == scores["top1_deidentified"] == 1.0
+    assert scores["eer_original"] == scores["eer_deidentified"] < 0.2
