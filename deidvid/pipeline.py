@@ -66,6 +66,17 @@ class StageTimer:
             self.seconds[stage] += time.perf_counter() - t0
 
 
+def timed_frames(path: Path, info: VideoInfo, timer: StageTimer) -> Iterator[Frame]:
+    """``iter_frames`` with the decoding time booked to the 'decode' stage."""
+    frames = iter_frames(path, info)
+    while True:
+        with timer("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
+
+
 @dataclass
 class Analysis:
     """What pass 1 found in a video."""
@@ -97,12 +108,7 @@ def analyse(
     # a face that appears between detections must not pass untouched.
     recent: deque[tuple[int, np.ndarray]] = deque(maxlen=max(opts.detect_every - 1, 0))
     detection_frames = detections = frame_count = 0
-    frames = iter_frames(path, info)
-    while True:
-        with timer("decode"):
-            frame = next(frames, None)
-        if frame is None:
-            break
+    for frame in timed_frames(path, info, timer):
         frame_count += 1
         with timer("landmarks"):
             grey = to_grey(frame.rgb)
@@ -271,12 +277,7 @@ def render(
                 if progress:
                     progress("render", written, analysis.frame_count)
 
-        frames = iter_frames(path, info)
-        while True:
-            with timer("decode"):
-                frame = next(frames, None)
-            if frame is None:
-                break
+        for frame in timed_frames(path, info, timer):
             scheduler.add_frame(frame, timer)
             pending.append(frame)
             flush(frame.index)
