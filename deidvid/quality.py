@@ -40,6 +40,9 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def mse(a: np.ndarray, b: np.ndarray) -> float:
     """Mean squared error over all pixels and channels."""
     a, b = _check_pair(a, b)
+    if a.dtype == np.uint8 and b.dtype == np.uint8 and a.size:
+        # Exact (integer squares summed in double) and ~20x faster than numpy.
+        return float(cv2.norm(a, b, cv2.NORM_L2SQR)) / a.size
     diff = a.astype(np.float64) - b.astype(np.float64)
     return float(np.mean(diff * diff))
 
