@@ -239,6 +239,64 @@ def _print_report(report) -> None:  # noqa: ANN001
     out_console.print(table)
 
 
+def _floats(text: str, option: str, count: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated numbers, not '{text}'") from None
+    if count is not None and len(values) != count:
+        raise UsageError(f"{option} takes {count} comma-separated numbers, not '{text}'")
+    return values
+
+
+@app.command()
+def verify(
+    original: Annotated[Path, typer.Argument(help="The original video.", show_default=False)],
+    deidentified: Annotated[Path, typer.Argument(help="Its de-identified version.", show_default=False)],
+    ppg: Annotated[Path | None, typer.Option(help="Contact PPG: UBFC ground_truth.txt or CSV (time, ppg).")] = None,
+    gallery: Annotated[Path | None, typer.Option(help="Gallery folder, one sub-folder of images per identity.")] = None,
+    methods: Annotated[str, typer.Option(help="rPPG methods, first is primary: pos,chrom,green.")] = "pos,chrom,green",
+    windows: Annotated[str, typer.Option(help="HR window lengths in seconds, first is primary.")] = "10,30",
+    band: Annotated[str, typer.Option(help="Pulse band in Hz (rPPG-Toolbox: 0.75,2.5).")] = "0.75,2.5",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    max_match_rate: Annotated[float | None, typer.Option(help="Gate: exit 1 if any recogniser's match rate is above.")] = None,
+    max_hr_mae: Annotated[float | None, typer.Option(help="Gate: exit 1 if HR MAE (bpm) is above.")] = None,
+    min_pearson: Annotated[float | None, typer.Option(help="Gate: exit 1 if pulse waveform Pearson r is below.")] = None,
+    min_psnr: Annotated[float | None, typer.Option(help="Gate: exit 1 if face-crop PSNR (dB) is below.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON ('-' for stdout).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors and gate failures only.")] = False,
+) -> None:
+    """Report pulse preservation, identity and quality of a de-identified video."""
+    from deidvid.verify import VerifyOptions, gate_failures, report_tables, verify_videos
+
+    def build() -> VerifyOptions:
+        names = tuple(m.strip().lower() for m in methods.split(",") if m.strip())
+        return VerifyOptions(
+            methods=names, windows_s=_floats(windows, "--windows"), band_hz=_floats(band, "--band", 2),  # type: ignore[arg-type]
+            device=resolve_device(device), ppg=ppg, gallery=gallery,
+        )
+
+    options, message, code = run_guarded(build)
+    if message:
+        fail(message, code)
+    report, message, code = run_guarded(verify_videos, original, deidentified, options)
+    if message:
+        fail(message, code)
+    failures = gate_failures(report, max_match_rate, max_hr_mae, min_pearson, min_psnr)
+    if json_path is not None:
+        payload = report.to_dict()
+        payload["gates"] = {"failed": failures, "passed": not failures}
+        write_json(json_path, payload)
+    if not quiet:
+        for table in report_tables(report):
+            out_console.print(table)
+    for w in report.warnings:
+        say("warning", w, deidentified)
+    for f in failures:
+        say("gate failed", f, deidentified)
+    raise typer.Exit(EXIT_GATE_FAILED if failures else EXIT_OK)
+
+
 @app.command()
 def bench(
     runs: Annotated[int, typer.Option(min=1, help="Runs per configuration (median reported).")] = 3,
