@@ -152,6 +152,7 @@ def anonymise(
     fallback_seconds: Annotated[float, typer.Option(help="How long a lost face's last place stays covered.")] = 2.0,
     detect_every: Annotated[int, typer.Option(min=1, help="Run the detector every N frames; landmarks track in between.")] = 3,
     detector_max_side: Annotated[int, typer.Option(min=64, help="Detector input size (long side); raise it for small faces.")] = 640,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Detector score threshold.")] = 0.5,
     clip_len: Annotated[int, typer.Option(min=1, help="Frames per model clip.")] = 64,
     overlap: Annotated[int, typer.Option(min=0, help="Frames shared by consecutive clips (cross-faded).")] = 16,
     crf: Annotated[int, typer.Option(min=0, max=51, help="H.264 quality (lower is better).")] = 16,
@@ -180,7 +181,7 @@ def anonymise(
         fail(message, code)
     opts = AnonymiseOptions(
         method=method, device=dev, clip_len=clip_len, overlap=overlap, detect_every=detect_every,
-        detector_max_side=detector_max_side, fallback=fallback, fallback_seconds=fallback_seconds,
+        detector_max_side=detector_max_side, score_threshold=threshold, fallback=fallback, fallback_seconds=fallback_seconds,
         crf=crf, lossless=lossless, copy_audio=not no_audio,
     )
     results: list[dict[str, Any]] = []
