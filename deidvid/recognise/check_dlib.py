@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deidvid.recognise.calibrate import DEFAULT_LFW, _load_rgb
+from deidvid.recognise.calibrate import DEFAULT_LFW, load_rgb
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if args.lfw.is_dir():
         paths = lfw_sample(args.lfw, args.n)
-        images = [_load_rgb(p) for p in paths]
+        images = [load_rgb(p) for p in paths]
         source = f"{len(paths)} LFW images from {args.lfw}"
     else:
         from skimage.data import astronaut

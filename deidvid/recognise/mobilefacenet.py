@@ -52,12 +52,17 @@ class _ConvPReLU(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, groups=groups)
+        # Stride 1 with an odd kernel pads symmetrically: let the conv do it (no copy).
+        self.explicit_pad = stride != 1
+        padding = 0 if self.explicit_pad else kernel // 2
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, groups=groups, padding=padding)
         self.act = nn.PReLU(cout)
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.conv(tf_same_pad(x, self.kernel, self.stride)))
+        if self.explicit_pad:
+            x = tf_same_pad(x, self.kernel, self.stride)
+        return self.act(self.conv(x))
 
 
 class _InvertedResidual(nn.Module):
@@ -102,6 +107,8 @@ class MobileFaceNet(nn.Module):
     def raw_embedding(self, chips_rgb01: Tensor) -> Tensor:
         """``(B, 3, 112, 112)`` -> ``(B, 192)`` before L2 normalisation."""
         x = (chips_rgb01 * 255.0 - 127.5) / 128.0
+        # channels-last runs the depthwise convs several times faster on CPU
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem_pointwise(self.stem_depthwise(self.stem(x)))
         for name, *_ in STAGES:
             x = getattr(self, name)(x)
