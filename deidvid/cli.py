@@ -298,15 +298,43 @@ def verify(
     raise typer.Exit(EXIT_GATE_FAILED if failures else EXIT_OK)
 
 
-@app.command()
-def bench(
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Benchmarks: medians of several runs, with baselines measured in the same run.",
+)
+app.add_typer(bench_app, name="bench")
+# Benchmarks with their own argument parsers: `deidvid bench NAME --help` shows their options.
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+DELEGATED_BENCHES = {
+    "detect": ("deidvid.detect_bench", "face detector ms/frame at several frame sizes"),
+    "recognisers": ("deidvid.recognise.bench", "recogniser faces/s (network, with alignment, with backward)"),
+    "model": ("deidvid.model.bench", "autoencoder face-frames/s"),
+    "verify": ("deidvid.verify_bench", "verify runtime on a synthetic 60 s 640x480 video"),
+}
+
+
+def _delegate(module: str) -> Any:
+    def command(ctx: typer.Context) -> None:
+        import importlib
+
+        raise typer.Exit(importlib.import_module(module).main(list(ctx.args)) or 0)
+
+    return command
+
+
+for _name, (_module, _help) in DELEGATED_BENCHES.items():
+    bench_app.command(_name, help=_help, context_settings=PASS_THROUGH)(_delegate(_module))
+
+
+@bench_app.command("anonymise")
+def bench_anonymise_cmd(
     runs: Annotated[int, typer.Option(min=1, help="Runs per configuration (median reported).")] = 3,
     seconds: Annotated[float, typer.Option(help="Length of the 720p test video.")] = 10.0,
     method: Annotated[str, typer.Option(help="Anonymisation method to time.")] = "blur",
     deface: Annotated[str | None, typer.Option(help="Path of a deface 1.5.0 executable to measure as the reference.")] = None,
     long_seconds: Annotated[float, typer.Option(help="Also process a video this long (memory check), once.")] = 0.0,
 ) -> None:
-    """Throughput (frames/s) and peak memory of anonymise on 720p, one face, CPU."""
+    """anonymise frames/s and peak memory: 720p, one face, CPU (deface as the reference)."""
     from deidvid.bench import bench_anonymise
 
     table, message, code = run_guarded(
@@ -315,6 +343,21 @@ def bench(
     if message:
         fail(message, code)
     print(table)
+
+
+@bench_app.command("tracking")
+def bench_tracking_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="Videos to analyse.", show_default=False)],
+    detect_every: Annotated[int, typer.Option(min=2, help="The sparse setting to compare with every frame.")] = 3,
+) -> None:
+    """Landmark error and speed of detecting every N frames against every frame."""
+    from deidvid.bench import tracking_agreement
+
+    for video in videos:
+        result, message, code = run_guarded(tracking_agreement, video, detect_every)
+        if message:
+            fail(message, code)
+        print(video, json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""CPU speed of deidvid.detect.FaceDetector: ``python benchmarks/bench_detect.py``.
+"""CPU speed of deidvid.detect.FaceDetector: ``deidvid bench detect [--threads N --runs N]``.
 
 Frames are skimage's astronaut (one face) letterboxed to 16:9 sizes. Reports the
 median of several runs, per frame, end to end (resize + network + decode + NMS):
@@ -42,12 +42,12 @@ def median_ms(fn, runs: int, warmup: int = 3) -> tuple[float, float]:
     return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deidvid bench detect", description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.runs} runs")
     for width, height, max_side in [(640, 360, 640), (1280, 720, 640), (1280, 720, 1280),
@@ -64,5 +64,8 @@ def main() -> None:
               f"({batch_cpu / args.batch:6.1f} ms CPU) per frame")  # fmt: skip
 
 
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
