@@ -133,13 +133,13 @@ def tracking_agreement(video: Path, detect_every: int) -> dict[str, float]:
     import numpy as np
 
     from deidvid.decode import probe
-    from deidvid.pipeline import AnonymiseOptions, StageTimer, analyse
+    from deidvid.pipeline import AnonymiseOptions, FaceFinding, StageTimer, analyse
 
     info = probe(video)
     runs = {}
     for every in (1, detect_every):
         timer = StageTimer()
-        runs[every] = (analyse(video, info, AnonymiseOptions(detect_every=every), timer), timer)
+        runs[every] = (analyse(video, info, AnonymiseOptions(finding=FaceFinding(detect_every=every)), timer), timer)
     dense, sparse = runs[1][0], runs[detect_every][0]
     errors = []
     for t in dense.tracks:

@@ -165,7 +165,7 @@ def anonymise(
 ) -> None:
     """Anonymise every face in each input video."""
     from deidvid.anonymisers import METHODS
-    from deidvid.pipeline import AnonymiseOptions, anonymise_video
+    from deidvid.pipeline import AnonymiseOptions, FaceFinding
 
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, not '{method}'", 2)
@@ -179,9 +179,10 @@ def anonymise(
     dev, message, code = run_guarded(resolve_device, device)
     if message:
         fail(message, code)
+    finding = FaceFinding(detect_every=detect_every, detector_max_side=detector_max_side, score_threshold=threshold)
     opts = AnonymiseOptions(
-        method=method, device=dev, clip_len=clip_len, overlap=overlap, detect_every=detect_every,
-        detector_max_side=detector_max_side, score_threshold=threshold, fallback=fallback, fallback_seconds=fallback_seconds,
+        method=method, device=dev, finding=finding, clip_len=clip_len, overlap=overlap,
+        fallback=fallback, fallback_seconds=fallback_seconds,
         crf=crf, lossless=lossless, copy_audio=not no_audio,
     )
     results: list[dict[str, Any]] = []

@@ -34,17 +34,24 @@ from deidvid.track import FaceTrack, FaceTracker, landmark_box
 Progress = Callable[[str, int, int], None]  # (stage, frames done, frames total)
 
 
-@dataclass
-class AnonymiseOptions:
-    method: str = "blur"
-    device: str = "cpu"
-    clip_len: int = 64
-    overlap: int = 16
+@dataclass(frozen=True)
+class FaceFinding:
+    """How pass 1 finds and tracks faces (shared by anonymise, verify and training clips)."""
+
     detect_every: int = 3
     detector_max_side: int = 640
     # Lower than RetinaFace's usual 0.6: a missed face leaks, a false one costs a blurred patch.
     score_threshold: float = 0.5
     max_gap: int = 15
+
+
+@dataclass
+class AnonymiseOptions:
+    method: str = "blur"
+    device: str = "cpu"
+    finding: FaceFinding = field(default_factory=FaceFinding)
+    clip_len: int = 64
+    overlap: int = 16
     fallback: str = "blur"  # "blur" | "none"
     fallback_seconds: float = 2.0
     crf: int = 16
@@ -100,20 +107,21 @@ def analyse(
     """Pass 1: find and track every face; returns smoothed landmark tracks."""
     from deidvid.detect import FaceDetector
 
+    finding = opts.finding
     detector = FaceDetector(
-        device=opts.device, score_threshold=opts.score_threshold, max_side=opts.detector_max_side
+        device=opts.device, score_threshold=finding.score_threshold, max_side=finding.detector_max_side
     )
     landmarker = LandmarkPredictor()
-    tracker = FaceTracker(max_gap=opts.max_gap)
+    tracker = FaceTracker(max_gap=finding.max_gap)
     # Frames since the last detection, kept (grey) to track new faces backwards:
     # a face that appears between detections must not pass untouched.
-    recent: deque[tuple[int, np.ndarray]] = deque(maxlen=max(opts.detect_every - 1, 0))
+    recent: deque[tuple[int, np.ndarray]] = deque(maxlen=max(finding.detect_every - 1, 0))
     detection_frames = detections = frame_count = 0
     for frame in timed_frames(path, info, timer):
         frame_count += 1
         with timer("landmarks"):
             grey = to_grey(frame.rgb)
-        if frame.index % opts.detect_every == 0:
+        if frame.index % finding.detect_every == 0:
             with timer("detect"):
                 found = detector(frame.rgb)
             detection_frames += 1

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from deidvid.errors import BadInputError
+from deidvid.pipeline import FaceFinding
 from deidvid.quality import QualityAccumulator
 from deidvid.rppg.compare import PulseSettings, compare_pulses
 from deidvid.rppg.ground_truth import ppg_at_frames, read_ground_truth
@@ -76,10 +77,7 @@ class VerifyOptions:
     ppg: Path | None = None
     gallery: Path | None = None
     # Face finding in the original (as ``deidvid anonymise``).
-    detect_every: int = 3
-    detector_max_side: int = 640
-    score_threshold: float = 0.6
-    max_gap: int = 15
+    finding: FaceFinding = field(default_factory=FaceFinding)
     macc_max_lag_s: float = 0.25
     batch_size: int = 8
 
@@ -475,13 +473,7 @@ def verify_videos(
     analysis = analyse(
         original,
         info,
-        AnonymiseOptions(
-            device=options.device,
-            detect_every=options.detect_every,
-            detector_max_side=options.detector_max_side,
-            score_threshold=options.score_threshold,
-            max_gap=options.max_gap,
-        ),
+        AnonymiseOptions(device=options.device, finding=options.finding),
         timer,
         progress,
     )
@@ -492,7 +484,7 @@ def verify_videos(
     with timer("load models"):
         scorer = _IdentityScorer(options.recognisers, options.device, options.batch_size)
         detections = _DetectionCounter(
-            options.device, options.score_threshold, options.detector_max_side
+            options.device, options.finding.score_threshold, options.finding.detector_max_side
         )
     for name, threshold in scorer.thresholds().items():
         if threshold is None:
