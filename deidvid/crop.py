@@ -13,32 +13,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from deidvid.rppg.skin import BROW_POINTS, forehead_polygon
+
 CROP_SIZE = 128
-# The forehead band: brows raised by this fraction of the inter-ocular distance.
-FOREHEAD_RAISE = 0.6
-
-
-def forehead_points(landmarks: np.ndarray, raise_by: float = FOREHEAD_RAISE) -> np.ndarray:
-    """Brow points 17-26 moved up, along eye-centre -> brow-centre, by ``raise_by`` x IOD.
-
-    Args:
-        landmarks: ``(68, 2)`` dlib landmarks.
-
-    Returns:
-        ``(10, 2)`` forehead points.
-    """
-    right_eye = landmarks[36:42].mean(axis=0)
-    left_eye = landmarks[42:48].mean(axis=0)
-    iod = float(np.linalg.norm(left_eye - right_eye))
-    brows = landmarks[17:27]
-    up = brows.mean(axis=0) - (right_eye + left_eye) / 2
-    up = up / max(float(np.linalg.norm(up)), 1e-9)
-    return brows + up * raise_by * iod
 
 
 def face_region_points(landmarks: np.ndarray) -> np.ndarray:
-    """The 68 landmarks plus the forehead points: ``(78, 2)``."""
-    return np.concatenate([landmarks, forehead_points(landmarks)])
+    """The 68 landmarks plus the top of the skin mask's forehead band: ``(78, 2)``."""
+    lifted_brows = forehead_polygon(landmarks)[len(BROW_POINTS) :]
+    return np.concatenate([landmarks, lifted_brows])
 
 
 @dataclass(frozen=True)
