@@ -79,23 +79,26 @@ def test_paper_ae_mixes_neighbouring_frames_only_within_its_receptive_field():
     assert float(diff[-1]) == 0  # 11-frame receptive field: frame 15 never sees frame 0
 
 
-def _residual_with_large_output(eps: float = 8 / 255) -> ResidualAE:
+def _residual_with_large_output(strength: float = 4 / 255) -> ResidualAE:
     torch.manual_seed(0)
-    model = ResidualAE(ResidualConfig(channels=(8, 8, 8), eps=eps))
+    model = ResidualAE(ResidualConfig(channels=(8, 8, 8), strength=strength))
     with torch.no_grad():
-        model.head.weight.mul_(50.0)  # saturate tanh: the bound must still hold
+        model.head.weight.mul_(50.0)  # saturate tanh: the strength must still hold
     return model
 
 
-def test_residual_perturbation_is_bounded():
-    eps = 4 / 255
-    model = _residual_with_large_output(eps)
-    model.config = ResidualConfig(channels=(8, 8, 8), eps=eps, project_skin_mean=False)
-    clip = 0.25 + 0.5 * torch.rand(1, 3, 3, 32, 32)
+@pytest.mark.parametrize("project", [False, True])
+def test_residual_perturbation_has_the_configured_strength(project):
+    strength = 3 / 255
+    model = _residual_with_large_output(strength)
+    model.config = ResidualConfig(channels=(8, 8, 8), strength=strength, project_skin_mean=project)
+    clip = 0.25 + 0.5 * torch.rand(2, 3, 3, 32, 32)  # no clamping
+    skin = torch.zeros(2, 1, 3, 32, 32)
+    skin[..., 8:20, 6:26] = 1.0
     with torch.no_grad():
-        delta = model(clip) - clip
-    assert float(delta.abs().max()) <= eps + 1e-6
-    assert float(delta.abs().max()) > 0.5 * eps
+        delta = model(clip, skin) - clip
+    rms = delta.pow(2).mean(dim=(1, 3, 4)).sqrt()
+    np.testing.assert_allclose(rms, strength, rtol=1e-4)
 
 
 def test_residual_keeps_the_mean_skin_colour_of_every_frame():

@@ -204,3 +204,21 @@ def test_two_step_training_with_resume_is_deterministic(tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == [1, 2]
     assert all(np.isfinite(r["loss"]) for r in logged)
+
+
+def test_export_writes_weights_and_manifest_entry(tmp_path, monkeypatch):
+    from deidvid.model.autoencoder import load_model
+    from deidvid.train import main
+    from deidvid.weights.manifest import manifest_entry, sha256_file
+
+    assert main(_smoke_args(tmp_path / "run", 1)) == 0
+    monkeypatch.setenv("DEIDVID_WEIGHTS", str(tmp_path / "weights"))  # after training: it needs recogniser A
+    (tmp_path / "weights").mkdir()
+    assert main(["export", "--run", str(tmp_path / "run")]) == 0
+    entry = manifest_entry("ae_residual")
+    assert entry["sha256"] == sha256_file(tmp_path / "weights" / "ae_residual.safetensors")
+    assert entry["model"]["arch"] == "residual" and entry["training"]["steps"] == 1
+    model = load_model("ae_residual")
+    clip = torch.rand(1, 3, 2, 128, 128)
+    with torch.no_grad():
+        assert model(clip).shape == clip.shape

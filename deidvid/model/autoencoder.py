@@ -8,12 +8,15 @@ Two architectures share one interface, ``model(clip, skin_mask=None) -> clip``, 
   average-pools, nearest up-sampling with additive skips, tanh; 226,563 parameters.
   The original compared the tanh output in [-1, 1] against [0, 1] targets; here it is
   mapped with ``(tanh + 1) / 2``.
-* ``residual`` (:class:`ResidualAE`): output = input + a bounded perturbation
-  ``eps * tanh(net(frame))``, predicted frame by frame by a small 2D U-Net. Given the
-  skin mask, the perturbation is shifted per frame and channel to zero mean over the
-  skin, so the mean skin colour -- all that spatial-averaging rPPG methods (POS,
-  CHROM, GREEN) see -- is unchanged by construction. Without a mask, the model's
-  canonical skin mask (from the median training landmarks, a buffer) stands in.
+* ``residual`` (:class:`ResidualAE`): output = input + a perturbation of fixed
+  strength, predicted frame by frame by a small 2D U-Net: ``h = tanh(net(frame))``,
+  shifted per frame and channel to zero mean over the skin, then scaled to a fixed
+  RMS (``config.strength``; 4/255 is 36 dB PSNR before rounding). The skin shift keeps
+  the mean skin colour -- all that spatial-averaging rPPG methods (POS, CHROM, GREEN)
+  see -- unchanged by construction. Without a mask, the model's canonical skin mask
+  (from the median training landmarks, a buffer) stands in. The fixed strength keeps
+  gradients alive (a bounded ``eps * tanh`` output either collapses to zero under the
+  reconstruction loss or saturates) and makes the quality budget explicit.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class ResidualConfig:
     """Hyper-parameters of :class:`ResidualAE` (stored with the weights)."""
 
     channels: tuple[int, ...] = (32, 64, 96)  # per U-Net level, at 1/2, 1/4, 1/8 resolution
-    eps: float = 8.0 / 255.0  # bound of each perturbation value before the skin shift
+    strength: float = 4.0 / 255.0  # RMS of the perturbation per frame (over all pixels)
     project_skin_mean: bool = True
 
 
@@ -109,7 +112,7 @@ class ResidualAE(nn.Module):
         self.register_buffer("canonical_landmarks", torch.zeros(68, 2))
 
     def perturbation(self, frames: Tensor) -> Tensor:
-        """``[N, 3, H, W]`` in [0, 1] -> raw perturbation ``[N, 3, H, W]`` in (-eps, eps)."""
+        """``[N, 3, H, W]`` in [0, 1] -> raw perturbation pattern ``[N, 3, H, W]`` in (-1, 1)."""
         act = lambda x: F.leaky_relu(x, LEAKY_SLOPE)  # noqa: E731
         skips = []
         x = F.pixel_unshuffle(frames, 2)
@@ -124,7 +127,7 @@ class ResidualAE(nn.Module):
         x = x + position
         for conv, skip in zip(self.up, reversed(skips[:-1])):
             x = _up2(act(conv(x))) + skip
-        return self.config.eps * torch.tanh(F.pixel_shuffle(self.head(x), 2))
+        return torch.tanh(F.pixel_shuffle(self.head(x), 2))
 
     def default_skin_mask(self, height: int, width: int) -> Tensor | None:
         """``[1, 1, 1, H, W]`` skin mask of the canonical landmarks (None if unset)."""
@@ -139,13 +142,15 @@ class ResidualAE(nn.Module):
         """``clip [B, 3, T, H, W]``, ``skin_mask [B, 1, T, H, W]`` or ``[B, 1, H, W]`` (or None)."""
         batch, channels, frames, height, width = clip.shape
         flat = clip.transpose(1, 2).reshape(batch * frames, channels, height, width)
-        delta = self.perturbation(flat).reshape(batch, frames, channels, height, width).transpose(1, 2)
+        pattern = self.perturbation(flat).reshape(batch, frames, channels, height, width).transpose(1, 2)
         if self.config.project_skin_mean:
             if skin_mask is None:
                 skin_mask = self.default_skin_mask(height, width)
             if skin_mask is not None:
-                delta = remove_masked_mean(delta, skin_mask)
-        return (clip + delta).clamp(0.0, 1.0)
+                pattern = remove_masked_mean(pattern, skin_mask)
+        # Scaling keeps the skin mean at zero; +1e-12 keeps a flat pattern finite.
+        rms = (pattern.pow(2).mean(dim=(1, 3, 4), keepdim=True) + 1e-12).sqrt()
+        return (clip + self.config.strength * pattern / rms).clamp(0.0, 1.0)
 
 
 def remove_masked_mean(delta: Tensor, mask: Tensor) -> Tensor:

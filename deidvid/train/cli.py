@@ -38,26 +38,41 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="python -m deidvid.train export")
         parser.add_argument("--run", type=Path, required=True)
         parser.add_argument("--name", default=None, help="manifest name (default ae_<arch>)")
+        parser.add_argument("--note", default="", help="free text for the manifest (e.g. the lr schedule)")
         args = parser.parse_args(argv[1:])
         from deidvid.train.export import export_run
 
-        entry = export_run(args.run, args.name)
+        entry = export_run(args.run, args.name, note=args.note)
         print(json.dumps({"file": entry["file"], "sha256": entry["sha256"]}))
         return 0
     if argv and argv[0] == "validate":
         parser = argparse.ArgumentParser(prog="python -m deidvid.train validate")
         parser.add_argument("--run", type=Path, required=True)
         parser.add_argument("--threads", type=int, default=0)
+        parser.add_argument("--clips-per-video", type=int, default=0, help="0: all cached clips")
+        parser.add_argument("--id-frames", type=int, default=16, help="scored frames per clip")
+        parser.add_argument("--strength", type=float, default=0.0, help="residual: override (RMS, 0..1)")
+        parser.add_argument("--json", type=Path, default=None, help="also write the result here")
         args = parser.parse_args(argv[1:])
         from deidvid.train.loop import STATE, Trainer
 
         cfg = TrainConfig.from_dict(json.loads((args.run / STATE).read_text())["config"])
-        cfg.out, cfg.threads = str(args.run), args.threads
+        cfg.out, cfg.threads, cfg.val_id_frames = str(args.run), args.threads, args.id_frames
+        cfg.val_clips_per_video = args.clips_per_video or 10**6
         if cfg.threads:
             import torch
 
             torch.set_num_threads(cfg.threads)
-        print(json.dumps(Trainer(cfg).validate(), indent=1))
+        trainer = Trainer(cfg)
+        if args.strength:
+            import dataclasses
+
+            trainer.model.config = dataclasses.replace(trainer.model.config, strength=args.strength)
+        result = trainer.validate()
+        text = json.dumps(result, indent=1)
+        if args.json:
+            args.json.write_text(text + "\n")
+        print(text)
         return 0
     cfg = TrainConfig(**vars(_train_parser().parse_args(argv)))
     from deidvid.train.loop import train

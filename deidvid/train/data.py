@@ -408,8 +408,8 @@ class TrainingSource:
         self.video_fraction = video_fraction if self.video_clips and stills is not None else float(bool(self.video_clips))
         self.augment = augment
 
-    def sample(self, rng: np.random.Generator, length: int) -> ClipSample:
-        """One clip of ``length`` consecutive frames."""
+    def sample(self, rng: np.random.Generator, length: int, pick: np.ndarray | None = None) -> ClipSample:
+        """One clip of ``length`` consecutive frames (only frames ``pick`` of it, if given)."""
         if rng.random() < self.video_fraction:
             clip = self.video_clips[int(rng.integers(len(self.video_clips)))]
             start = int(rng.integers(len(clip.frames) - length + 1))
@@ -424,6 +424,8 @@ class TrainingSource:
             sample = animate_still(
                 self.stills.images[i], self.stills.landmarks[i], length, rng, str(self.stills.identities[i])
             )
+        if pick is not None:
+            sample = ClipSample(sample.frames[pick], sample.landmarks[pick], sample.fps, sample.identity, sample.bpm)
         return augment_clip(sample, rng) if self.augment else sample
 
 

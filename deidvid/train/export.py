@@ -16,7 +16,9 @@ INPUT_CONVENTION = (
 )
 
 
-def export_run(run: Path, name: str | None = None, weights_dir: Path | None = None) -> dict[str, Any]:
+def export_run(
+    run: Path, name: str | None = None, weights_dir: Path | None = None, note: str = ""
+) -> dict[str, Any]:
     """Write the run's model weights and manifest entry; returns the entry."""
     from safetensors.torch import save_file
 
@@ -35,6 +37,7 @@ def export_run(run: Path, name: str | None = None, weights_dir: Path | None = No
         str(target),
         metadata={"arch": spec["arch"], "config": json.dumps(spec.get("config", {})), "step": str(state["step"])},
     )
+    target.chmod(0o644)  # safetensors writes owner-only files
     validation = _last_validation(run)
     config = state["config"]
     entry = {
@@ -56,11 +59,13 @@ def export_run(run: Path, name: str | None = None, weights_dir: Path | None = No
             "torch": state["torch"],
             "config": {k: config[k] for k in (
                 "batch", "clip_len", "id_frames", "lr", "weight_decay", "alpha", "beta", "gamma",
-                "reg_lambda", "id_loss", "threshold", "margin", "rppg_method", "eps", "seed",
+                "reg_lambda", "id_loss", "threshold", "margin", "rppg_method", "strength", "rec_budget", "seed",
             )},
             "validation": validation["mean"] if validation else None,
         },
     }
+    if note:
+        entry["training"]["note"] = note
     update_manifest_entry(name, entry)
     return entry
 

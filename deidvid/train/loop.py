@@ -3,7 +3,8 @@
 A run folder holds ``checkpoint.safetensors`` (model, optimiser state, torch RNG),
 ``state.json`` (step, configuration, numpy RNG, wall time), ``log.jsonl`` (training
 losses) and ``val.jsonl`` (validation metrics). Running the same command again
-resumes from the checkpoint; ``--steps`` is the total to reach.
+resumes from the checkpoint; ``--steps`` is the total to reach, and the command line's
+learning rate and weight decay apply from the resumed step on.
 
 Per-frame models (``residual``) whose perturbation is skin-mean free train on the K
 identity frames of each clip only: the mean skin colour is preserved by construction,
@@ -60,6 +61,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     alpha: float = 1.5
+    rec_budget: float = 0.0  # L_rec below this is free (hinge): room for the perturbation
     beta: float = 0.3
     gamma: float = 0.1
     reg_lambda: float = 0.1
@@ -69,7 +71,7 @@ class TrainConfig:
     rppg_method: str = "chrom"
     jitter: float = 1.0  # landmark noise (px) for the output's chip
     resize_aug: float = 0.5  # probability of a random down/up-scale before the recogniser
-    eps: float = 8.0 / 255.0  # residual arch: perturbation bound
+    strength: float = 4.0 / 255.0  # residual arch: RMS of the perturbation
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -77,6 +79,7 @@ class TrainConfig:
     val_every: int = 250
     ckpt_every: int = 50
     val_clips_per_video: int = 3
+    val_id_frames: int = 16  # frames per validation clip scored by recogniser A
     video_fraction: float = 0.4
     data_root: str = ""  # default: ../shared/data
     cache_dir: str = "runs/cache"
@@ -169,8 +172,9 @@ def build_datasets(cfg: TrainConfig, rng: np.random.Generator) -> Datasets:
         return Datasets(D.TrainingSource([], stills), validation, np.median(stills.landmarks, axis=0))
     root = Path(cfg.data_root) if cfg.data_root else D.default_data_root()
     cache = Path(cfg.cache_dir)
-    train_files = D.cache_video_clips(root, D.TRAINING_VIDEOS, cache / "clips")
-    video_clips = D.load_cached_clips(train_files)
+    video_clips = []
+    if cfg.video_fraction > 0:
+        video_clips = D.load_cached_clips(D.cache_video_clips(root, D.TRAINING_VIDEOS, cache / "clips"))
     stills_path = cache / "stills.npz"
     if not stills_path.exists():
         paths, names = D.list_lfw(root / "images" / "lfw")
@@ -183,16 +187,14 @@ def build_datasets(cfg: TrainConfig, rng: np.random.Generator) -> Datasets:
         if files:
             validation[relative] = D.load_cached_clips(files, cfg.val_clips_per_video)
     landmarks = [c.landmarks for c in video_clips] + [stills.landmarks[:, None]]
+    # (stills' landmarks are in context pixels: map them through the crop as animation does)
+    landmarks[-1] = np.stack([D.crop_box(lm).to_crop(lm) for lm in stills.landmarks])[:, None]
     canonical = np.median(np.concatenate([lm.reshape(-1, 68, 2) for lm in landmarks]), axis=0)
     log.info(
         "data: %d training video clips, %d stills, %d validation clips",
         len(video_clips), len(stills), sum(len(v) for v in validation.values()),
     )
     return Datasets(D.TrainingSource(video_clips, stills, cfg.video_fraction), validation, canonical)
-
-
-def pick_frames(sample: D.ClipSample, indices: np.ndarray) -> D.ClipSample:
-    return D.ClipSample(sample.frames[indices], sample.landmarks[indices], sample.fps, sample.identity)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -220,7 +222,7 @@ class Trainer:
         self.run.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        model_cfg = {"eps": cfg.eps} if cfg.arch == "residual" else None
+        model_cfg = {"strength": cfg.strength} if cfg.arch == "residual" else None
         self.model = build_model(cfg.arch, model_cfg).to(self.device)
         self.optimiser = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
@@ -231,6 +233,8 @@ class Trainer:
         resumed = (self.run / CHECKPOINT).exists() and (self.run / STATE).exists()
         if resumed:
             state = load_checkpoint(self.run, self.model, self.optimiser)
+            for group in self.optimiser.param_groups:  # the command line's schedule applies
+                group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
             if state["config"]["arch"] != cfg.arch:
                 raise ValueError(f"{self.run} holds a '{state['config']['arch']}' run, not '{cfg.arch}'")
             self.step = int(state["step"])
@@ -279,10 +283,12 @@ class Trainer:
         k = cfg.id_frames
         samples, id_index = [], []
         for _ in range(cfg.batch):
-            sample = self.data.train.sample(self.rng, cfg.clip_len)
             chosen = np.sort(self.rng.choice(cfg.clip_len, size=min(k, cfg.clip_len), replace=False))
             if self.frames_mode:
-                sample, chosen = pick_frames(sample, chosen), np.arange(len(chosen))
+                sample = self.data.train.sample(self.rng, cfg.clip_len, pick=chosen)
+                chosen = np.arange(len(chosen))
+            else:
+                sample = self.data.train.sample(self.rng, cfg.clip_len)
             samples.append(sample)
             id_index.append(chosen)
         clip, landmarks, skin, fps = D.to_tensors(samples, self.device)
@@ -294,7 +300,7 @@ class Trainer:
         out_k, in_k = frames_of(gather(out)), frames_of(gather(clip))
         lm_k = torch.stack([landmarks[b, idx[b]] for b in range(landmarks.shape[0])]).reshape(-1, 68, 2)
         ident, distance = self.identity_loss(out_k, in_k, lm_k, cfg.batch)
-        total = cfg.alpha * rec + cfg.beta * ident
+        total = cfg.alpha * torch.relu(rec - cfg.rec_budget) + cfg.beta * ident
         pulse = None
         if not self.frames_mode and cfg.gamma > 0:
             pulse = rppg_loss(out, clip, skin, fps, cfg.rppg_method)
@@ -304,7 +310,7 @@ class Trainer:
         self.optimiser.step()
         with torch.no_grad():
             mse = (out - clip).pow(2).mean()
-        total, rec, ident = total.detach(), rec.detach(), ident.detach()
+        total, rec, ident, distance = total.detach(), rec.detach(), ident.detach(), distance.detach()
         return {
             "loss": float(total),
             "rec": float(rec),
@@ -338,7 +344,7 @@ class Trainer:
                 sq_err += float(((out - clip) * 255.0).pow(2).sum())
                 count += out.numel()
                 ssims.extend(ssim(frames_of(out), frames_of(clip)).tolist())
-                every = np.arange(0, clip.shape[2], max(clip.shape[2] // self.cfg.id_frames, 1))
+                every = np.arange(0, clip.shape[2], max(clip.shape[2] // self.cfg.val_id_frames, 1))
                 frames_in = frames_of(clip[:, :, every])
                 lm = landmarks[0, every]
                 if clip_id not in self._val_reference:
