@@ -141,21 +141,24 @@ def _source_block(root: Path, stem: str) -> dict:
     }
 
 
+def _convert_model(root: Path, stem: str, name: str, to_state_dict, module, entry: dict) -> None:
+    """Convert one tfjs model of the package to ``weights/NAME.safetensors`` + manifest entry."""
+    tf = read_tfjs_weights(root / "model" / f"{stem}-weights_manifest.json")
+    path = _save(name, to_state_dict(tf), module)
+    update_manifest_entry(
+        name, {"file": path.name, "sha256": sha256_file(path), "package": _source_block(root, stem), **entry}
+    )
+    print(f"  {name}: {path}")
+
+
 def convert(workdir: Path) -> None:
     from deidvid.recognise.faceapi_landmarks import FaceApiLandmarks68
     from deidvid.recognise.faceapi_resnet import FaceApiResNet
 
     root = npm_fetch(PACKAGE, VERSION, Path(workdir))
-
-    stem = "face_recognition_model"
-    tf = read_tfjs_weights(root / "model" / f"{stem}-weights_manifest.json")
-    path = _save("faceapi_resnet", resnet_state_dict(tf), FaceApiResNet())
-    update_manifest_entry(
-        "faceapi_resnet",
+    _convert_model(
+        root, "face_recognition_model", "faceapi_resnet", resnet_state_dict, FaceApiResNet(),
         {
-            "file": path.name,
-            "sha256": sha256_file(path),
-            "package": _source_block(root, stem),
             "licence": LICENCE,
             "input": (
                 "(B,3,150,150) RGB float in [0,1]: dlib face chip (get_face_chip_details, "
@@ -166,17 +169,9 @@ def convert(workdir: Path) -> None:
             "notes": "uint8-quantised tfjs weights dequantised; per-channel affine folded into convs",
         },
     )
-    print(f"  faceapi_resnet: {path}")
-
-    stem = "face_landmark_68_model"
-    tf = read_tfjs_weights(root / "model" / f"{stem}-weights_manifest.json")
-    path = _save("faceapi_landmarks68", landmarks_state_dict(tf), FaceApiLandmarks68())
-    update_manifest_entry(
-        "faceapi_landmarks68",
+    _convert_model(
+        root, "face_landmark_68_model", "faceapi_landmarks68", landmarks_state_dict, FaceApiLandmarks68(),
         {
-            "file": path.name,
-            "sha256": sha256_file(path),
-            "package": _source_block(root, stem),
             "licence": "MIT (face-api.js, Vincent Muehler; fork by Vladimir Mandic)",
             "input": (
                 "(B,3,112,112) RGB float in [0,1]: square face crop resized to 112; "
@@ -186,4 +181,3 @@ def convert(workdir: Path) -> None:
             "module": "deidvid.recognise.faceapi_landmarks.FaceApiLandmarks68",
         },
     )
-    print(f"  faceapi_landmarks68: {path}")
