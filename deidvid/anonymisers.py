@@ -66,8 +66,14 @@ AUTOENCODERS = {"ae": "ae_residual", "ae-paper": "ae_paper"}
 METHODS = ("ae", "ae-paper", "blur", "pixelate")
 
 
-def build_anonymiser(method: str, device: str = "cpu") -> Anonymiser:
-    """The anonymiser called ``method`` (see ``METHODS``) on ``device``."""
+def build_anonymiser(method: str, device: str = "cpu", strength: float | None = None) -> Anonymiser:
+    """The anonymiser called ``method`` (see ``METHODS``) on ``device``.
+
+    ``strength``: the residual autoencoder's perturbation RMS in [0, 1] units (None: as
+    trained); a ValueError for any other method.
+    """
+    if strength is not None and method != "ae":
+        raise ValueError(f"a strength applies to the residual autoencoder (--method ae) only, not '{method}'")
     if method == "blur":
         return GaussianBlur()
     if method == "pixelate":
@@ -75,5 +81,5 @@ def build_anonymiser(method: str, device: str = "cpu") -> Anonymiser:
     if method in AUTOENCODERS:
         from deidvid.model.anonymiser import AutoencoderAnonymiser
 
-        return AutoencoderAnonymiser(AUTOENCODERS[method], device=device)
+        return AutoencoderAnonymiser(AUTOENCODERS[method], device=device, strength=strength)
     raise ValueError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")

@@ -148,6 +148,11 @@ def anonymise(
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for outputs (NAME.deid.EXT).")] = None,
     method: Annotated[str, typer.Option(help="blur | pixelate")] = "blur",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    strength: Annotated[
+        float | None,
+        typer.Option(help="--method ae: perturbation RMS in grey levels (0-255); more hides identity better, "
+                     "costs PSNR (default: as trained, see weights/MODEL_CARD.md).", show_default=False),
+    ] = None,
     fallback: Annotated[str, typer.Option(help="Cover faces that were seen but lost: blur | none.")] = "blur",
     fallback_seconds: Annotated[float, typer.Option(help="How long a lost face's last place stays covered.")] = 2.0,
     detect_every: Annotated[int, typer.Option(min=1, help="Run the detector every N frames; landmarks track in between.")] = 3,
@@ -171,6 +176,8 @@ def anonymise(
         fail(f"--method must be one of {', '.join(METHODS)}, not '{method}'", 2)
     if fallback not in ("blur", "none"):
         fail(f"--fallback must be blur or none, not '{fallback}'", 2)
+    if strength is not None and (method != "ae" or not 0 < strength <= 64):
+        fail("--strength needs --method ae and a value in (0, 64] grey levels", 2)
     if overlap >= clip_len:
         fail("--overlap must be smaller than --clip-len", 2)
     outputs, message, code = run_guarded(plan_outputs, inputs, output, out_dir, overwrite)
@@ -181,7 +188,8 @@ def anonymise(
         fail(message, code)
     finding = FaceFinding(detect_every=detect_every, detector_max_side=detector_max_side, score_threshold=threshold)
     opts = AnonymiseOptions(
-        method=method, device=dev, finding=finding, clip_len=clip_len, overlap=overlap,
+        method=method, device=dev, strength=None if strength is None else strength / 255.0,
+        finding=finding, clip_len=clip_len, overlap=overlap,
         fallback=fallback, fallback_seconds=fallback_seconds,
         crf=crf, lossless=lossless, copy_audio=not no_audio,
     )

@@ -49,6 +49,7 @@ class FaceFinding:
 class AnonymiseOptions:
     method: str = "blur"
     device: str = "cpu"
+    strength: float | None = None  # residual AE: perturbation RMS in [0, 1] units (None: as trained)
     finding: FaceFinding = field(default_factory=FaceFinding)
     clip_len: int = 64
     overlap: int = 16
@@ -366,7 +367,7 @@ def anonymise_video(
     t0 = time.perf_counter()
     info = probe(src)
     analysis = analyse(src, info, opts, timer, progress)
-    anonymiser = build_anonymiser(opts.method, opts.device)
+    anonymiser = build_anonymiser(opts.method, opts.device, opts.strength)
     written = render(src, dst, info, analysis, anonymiser, opts, timer, progress)
     face_frames = set()
     for t in analysis.tracks:

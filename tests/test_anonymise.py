@@ -259,3 +259,10 @@ def test_lost_face_is_covered_by_fallback_and_reported(tmp_path, astronaut):
     blur_change = np.abs(a[region].astype(int) - blurred[region]).mean()
     noise_only = np.abs(a[region].astype(int) - untouched[region]).mean()  # re-encoding noise texture
     assert blur_change > 10 and noise_only < blur_change / 3
+
+
+@pytest.mark.parametrize("args", [["--strength", "4"], ["--method", "ae", "--strength", "0"]], ids=["not-ae", "zero"])
+def test_bad_strength_is_a_usage_error(tmp_path, face_video, args):
+    before = set(tmp_path.iterdir())
+    result = run_cli("anonymise", face_video, "-o", tmp_path / "o.mp4", "-q", *args)
+    assert_clean_failure(result, tmp_path, 2, before)

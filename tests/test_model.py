@@ -198,3 +198,26 @@ def test_anonymiser_interface(tmp_path, monkeypatch, astronaut_landmarks):
     unclamped = (clip[0] > 0.05) & (clip[0] < 0.95)
     if unclamped[mask].all():
         np.testing.assert_allclose(out[0][mask].mean(0), clip[0][mask].mean(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("strength", [2.0 / 255.0, 8.0 / 255.0])
+def test_anonymiser_strength_sets_the_perturbation_rms(tmp_path, monkeypatch, strength):
+    from deidvid.model.anonymiser import AutoencoderAnonymiser
+
+    _bundle(tmp_path, monkeypatch, _residual_with_large_output())
+    anonymiser = AutoencoderAnonymiser("ae_residual", "cpu", strength=strength)
+    clip = np.full((3, 32, 32, 3), 0.5, np.float32) + np.random.default_rng(0).uniform(-0.1, 0.1, (3, 32, 32, 3))
+    out = anonymiser(clip.astype(np.float32))
+    rms = np.sqrt(((out - clip) ** 2).mean(axis=(1, 2, 3)))
+    np.testing.assert_allclose(rms, strength, rtol=1e-3)
+
+
+def test_anonymiser_strength_is_validated(tmp_path, monkeypatch):
+    from deidvid.anonymisers import build_anonymiser
+    from deidvid.model.anonymiser import AutoencoderAnonymiser
+
+    _bundle(tmp_path, monkeypatch, _residual_with_large_output())
+    with pytest.raises(ValueError, match="strength"):
+        AutoencoderAnonymiser("ae_residual", "cpu", strength=0.0)
+    with pytest.raises(ValueError, match="residual"):
+        build_anonymiser("blur", strength=0.02)

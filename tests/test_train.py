@@ -222,3 +222,16 @@ def test_export_writes_weights_and_manifest_entry(tmp_path, monkeypatch):
     clip = torch.rand(1, 3, 2, 128, 128)
     with torch.no_grad():
         assert model(clip).shape == clip.shape
+
+
+def test_skin_projection_ablation_trains_frames_only_and_is_recorded(tmp_path):
+    """``--no-skin-projection --gamma 0``: the paper's "without L_rppg" ablation."""
+    from deidvid.train import main
+    from deidvid.train.loop import TrainConfig, Trainer
+
+    args = _smoke_args(tmp_path / "abl", 1) + ["--no-skin-projection", "--gamma", "0"]
+    assert main(args) == 0
+    state = json.loads((tmp_path / "abl" / "state.json").read_text())
+    assert state["model"]["config"]["project_skin_mean"] is False
+    trainer = Trainer(TrainConfig(synthetic=True, out=str(tmp_path / "x"), skin_projection=False, gamma=0.1))
+    assert not trainer.frames_mode  # L_rppg needs whole clips

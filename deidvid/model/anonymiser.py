@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from deidvid.model.autoencoder import load_model
+from deidvid.model.autoencoder import ResidualConfig, load_model
 from deidvid.rppg.skin import skin_mask
 
 
@@ -26,16 +27,26 @@ class AutoencoderAnonymiser:
         device: ``cpu``, ``cuda``, ...
         max_frames: frames per forward pass (memory bound); clips of a batch are
             concatenated along the batch axis when their lengths match.
+        strength: residual model only: perturbation RMS per frame in [0, 1] units
+            instead of the trained one (more: stronger de-identification, lower PSNR).
     """
 
     name = "ae"
     residual = True
     interpolation = cv2.INTER_LINEAR
 
-    def __init__(self, weights: str = "ae_residual", device: str = "cpu", max_frames: int = 128) -> None:
+    def __init__(
+        self, weights: str = "ae_residual", device: str = "cpu", max_frames: int = 128, strength: float | None = None
+    ) -> None:
         self.device = torch.device(device)
         self.model = load_model(weights, self.device)
         self.max_frames = max_frames
+        if strength is not None:
+            if not isinstance(getattr(self.model, "config", None), ResidualConfig):
+                raise ValueError(f"'{weights}' has no adjustable strength (residual models only)")
+            if not 0.0 < strength <= 0.25:
+                raise ValueError(f"strength must be in (0, 0.25] (RMS in [0, 1] units), not {strength}")
+            self.model.config = dataclasses.replace(self.model.config, strength=float(strength))
 
     def __call__(self, clip: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         return self.run_batch([clip], None if landmarks is None else [landmarks])[0]

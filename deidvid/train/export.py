@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from deidvid.model.autoencoder import build_model
-from deidvid.train.loop import model_weights_from_run
+from deidvid.train.loop import TrainConfig, model_weights_from_run
 
 INPUT_CONVENTION = (
     "clip [B,3,T,128,128] RGB float in [0,1] (uint8/255), the pipeline's tight 128x128 face "
@@ -57,9 +57,9 @@ def export_run(
             "wall_s": round(state["wall_s"], 1),
             "hardware": state["hardware"],
             "torch": state["torch"],
-            "config": {k: config[k] for k in (
-                "batch", "clip_len", "id_frames", "lr", "weight_decay", "alpha", "beta", "gamma",
-                "reg_lambda", "id_loss", "threshold", "margin", "rppg_method", "strength", "rec_budget", "seed",
+            "config": {k: config.get(k, TrainConfig.__dataclass_fields__[k].default) for k in (
+                "batch", "clip_len", "id_frames", "lr", "weight_decay", "alpha", "beta", "gamma", "reg_lambda",
+                "id_loss", "threshold", "margin", "rppg_method", "strength", "skin_projection", "rec_budget", "seed",
             )},
             "validation": validation["mean"] if validation else None,
         },

@@ -72,6 +72,7 @@ class TrainConfig:
     jitter: float = 1.0  # landmark noise (px) for the output's chip
     resize_aug: float = 0.5  # probability of a random down/up-scale before the recogniser
     strength: float = 4.0 / 255.0  # residual arch: RMS of the perturbation
+    skin_projection: bool = True  # residual arch: zero-mean perturbation over the skin (ablation: off)
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -222,7 +223,9 @@ class Trainer:
         self.run.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        model_cfg = {"strength": cfg.strength} if cfg.arch == "residual" else None
+        model_cfg = (
+            {"strength": cfg.strength, "project_skin_mean": cfg.skin_projection} if cfg.arch == "residual" else None
+        )
         self.model = build_model(cfg.arch, model_cfg).to(self.device)
         self.optimiser = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
@@ -244,7 +247,10 @@ class Trainer:
         self.data = build_datasets(cfg, np.random.default_rng(cfg.seed + 1))
         if cfg.arch == "residual" and self.data.canonical_landmarks is not None:
             self.model.canonical_landmarks.copy_(torch.as_tensor(self.data.canonical_landmarks, dtype=torch.float32))
-        self.frames_mode = bool(self.model.per_frame and getattr(self.model.config, "project_skin_mean", False))
+        # A per-frame model needs whole clips only for L_rppg, which is ~0 (skipped) when
+        # the perturbation is skin-mean free by construction.
+        skin_free = getattr(self.model.config, "project_skin_mean", False)
+        self.frames_mode = bool(self.model.per_frame and (skin_free or cfg.gamma <= 0))
         self.gallery = self._gallery() if cfg.id_loss == "closed" else None
         self._val_reference: dict[int, torch.Tensor] = {}
 
