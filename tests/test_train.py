@@ -235,3 +235,22 @@ def test_skin_projection_ablation_trains_frames_only_and_is_recorded(tmp_path):
     assert state["model"]["config"]["project_skin_mean"] is False
     trainer = Trainer(TrainConfig(synthetic=True, out=str(tmp_path / "x"), skin_projection=False, gamma=0.1))
     assert not trainer.frames_mode  # L_rppg needs whole clips
+
+
+def test_training_recognisers_refuse_the_evaluation_only_one():
+    from deidvid.train.loop import TrainConfig, training_recognisers
+
+    with pytest.raises(ValueError, match="evaluation only"):
+        training_recognisers(TrainConfig(recognisers="A,B"), torch.device("cpu"))
+    with pytest.raises(ValueError, match="unknown"):
+        training_recognisers(TrainConfig(recognisers="Z"), torch.device("cpu"))
+    chosen = training_recognisers(TrainConfig(recognisers="A"), torch.device("cpu"))
+    assert list(chosen) == ["faceapi_resnet"] and chosen["faceapi_resnet"].threshold == 0.6
+
+
+def test_closed_set_training_step_runs_and_logs_identity(tmp_path):
+    from deidvid.train import main
+
+    assert main(_smoke_args(tmp_path / "closed", 1) + ["--id-loss", "closed", "--reg-lambda", "0"]) == 0
+    logged = json.loads((tmp_path / "closed" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(logged["id"]) and 0.0 <= logged["fooled"] <= 1.0

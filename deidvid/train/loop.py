@@ -66,8 +66,9 @@ class TrainConfig:
     gamma: float = 0.1
     reg_lambda: float = 0.1
     id_loss: str = "open"  # "open" (hinge on distance) or "closed" (paper's CE + regulariser)
-    threshold: float = VERIFICATION_THRESHOLD
-    margin: float = 0.2
+    recognisers: str = "A"  # comma-separated training recognisers (never B: evaluation only)
+    threshold: float = VERIFICATION_THRESHOLD  # recogniser A's; others use their calibrated ones
+    margin: float = 0.2  # hinge beyond the threshold, in A's units (scaled to each recogniser's threshold)
     rppg_method: str = "chrom"
     jitter: float = 1.0  # landmark noise (px) for the output's chip
     resize_aug: float = 0.5  # probability of a random down/up-scale before the recogniser
@@ -198,6 +199,38 @@ def build_datasets(cfg: TrainConfig, rng: np.random.Generator) -> Datasets:
     return Datasets(D.TrainingSource(video_clips, stills, cfg.video_fraction), validation, canonical)
 
 
+# ----------------------------------------------------------------------------- recognisers
+
+# Short names in validation keys (match_rate_a, ...); A keeps the historical "a".
+RECOGNISER_TAGS = {"faceapi_resnet": "a", "mobileface": "c"}
+
+
+@dataclass
+class TrainingRecogniser:
+    embedder: IdentityEmbedder
+    threshold: float  # same-person distance (A: dlib's 0.6; others: LFW-calibrated)
+
+
+def training_recognisers(cfg: TrainConfig, device: torch.device) -> dict[str, TrainingRecogniser]:
+    """The recognisers of ``cfg.recognisers`` ("A", "A,C", ...) by canonical name.
+
+    Raises ValueError for an unknown one or an evaluation-only one (B).
+    """
+    from deidvid.recognise import load_recogniser, resolve_name
+
+    chosen: dict[str, TrainingRecogniser] = {}
+    for alias in (a.strip() for a in cfg.recognisers.split(",") if a.strip()):
+        name = resolve_name(alias)
+        recogniser = load_recogniser(name, device)
+        if recogniser.evaluation_only:
+            raise ValueError(f"recogniser '{alias}' is evaluation only: never train against it")
+        threshold = cfg.threshold if name == "faceapi_resnet" else recogniser.threshold
+        chosen[name] = TrainingRecogniser(IdentityEmbedder(recogniser.network, recogniser.spec.make_chips), threshold)
+    if not chosen:
+        raise ValueError("--recognisers names no recogniser")
+    return chosen
+
+
 # ----------------------------------------------------------------------------- steps
 
 
@@ -215,8 +248,6 @@ def random_rescale(
 
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
-        from deidvid.recognise.faceapi_resnet import load_faceapi_resnet
-
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.run = Path(cfg.out)
@@ -230,7 +261,7 @@ class Trainer:
         self.optimiser = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
         )
-        self.embedder = IdentityEmbedder(load_faceapi_resnet(self.device))
+        self.embedders = training_recognisers(cfg, self.device)
         self.step = 0
         self.wall_s = 0.0
         resumed = (self.run / CHECKPOINT).exists() and (self.run / STATE).exists()
@@ -251,36 +282,51 @@ class Trainer:
         # the perturbation is skin-mean free by construction.
         skin_free = getattr(self.model.config, "project_skin_mean", False)
         self.frames_mode = bool(self.model.per_frame and (skin_free or cfg.gamma <= 0))
-        self.gallery = self._gallery() if cfg.id_loss == "closed" else None
-        self._val_reference: dict[int, torch.Tensor] = {}
+        self.galleries = self._galleries() if cfg.id_loss == "closed" else {}
+        self._val_reference: dict[tuple[str, int], torch.Tensor] = {}
 
     # -- identity -------------------------------------------------------------------
 
-    def _gallery(self, size: int = 64) -> torch.Tensor:
-        """Embeddings of other people: the negatives of the closed-set classifier."""
+    def _galleries(self, size: int = 64) -> dict[str, torch.Tensor]:
+        """Embeddings of other people per recogniser: the closed-set classifier's negatives."""
         rng = np.random.default_rng(self.cfg.seed + 2)
         samples = [self.data.train.sample(rng, 1) for _ in range(size)]
         frames, landmarks, _, _ = D.to_tensors(samples, self.device)
         with torch.no_grad():
-            return self.embedder(frames_of(frames), landmarks.reshape(-1, 68, 2))
+            return {
+                name: rec.embedder(frames_of(frames), landmarks.reshape(-1, 68, 2))
+                for name, rec in self.embedders.items()
+            }
 
     def identity_loss(self, out_frames, in_frames, landmarks, batch: int):
-        """``L_id`` on ``[B*K, 3, H, W]`` frames; also returns distances for logging."""
+        """``L_id`` on ``[B*K, 3, H, W]`` frames, averaged over the training recognisers.
+
+        Returns the loss and, per recogniser, the distances divided by its threshold
+        (> 1: not matched), for logging.
+        """
         cfg = self.cfg
-        with torch.no_grad():
-            emb_in = self.embedder(in_frames, landmarks)
         seen = out_frames
         if cfg.resize_aug > 0 and self.rng.random() < cfg.resize_aug:
             seen = random_rescale(out_frames, self.rng)
-        emb_out = self.embedder(seen, landmarks, jitter=cfg.jitter)
-        distance = embedding_distance(emb_out, emb_in)
-        if cfg.id_loss == "open":
-            return open_set_identity_loss(emb_out, emb_in, cfg.threshold, cfg.margin), distance
-        # Closed set: classes = the batch's own identities (mean input embedding) + gallery.
-        per_clip = emb_in.reshape(batch, -1, emb_in.shape[-1]).mean(dim=1)
-        prototypes = torch.cat([per_clip, self.gallery])
-        labels = torch.arange(batch, device=emb_out.device).repeat_interleave(emb_out.shape[0] // batch)
-        return closed_set_identity_loss(prototype_logits(emb_out, prototypes), labels, cfg.reg_lambda), distance
+        losses, relative = [], {}
+        for name, rec in self.embedders.items():
+            with torch.no_grad():
+                emb_in = rec.embedder(in_frames, landmarks)
+            emb_out = rec.embedder(seen, landmarks, jitter=cfg.jitter)
+            relative[name] = embedding_distance(emb_out, emb_in) / rec.threshold
+            if cfg.id_loss == "open":
+                # The hinge in A's units whatever the recogniser's scale.
+                scale = cfg.threshold / rec.threshold
+                margin = cfg.margin / scale
+                losses.append(scale * open_set_identity_loss(emb_out, emb_in, rec.threshold, margin))
+                continue
+            # Closed set: classes = the batch's own identities (mean input embedding) + gallery.
+            per_clip = emb_in.reshape(batch, -1, emb_in.shape[-1]).mean(dim=1)
+            prototypes = torch.cat([per_clip, self.galleries[name]])
+            labels = torch.arange(batch, device=emb_out.device).repeat_interleave(emb_out.shape[0] // batch)
+            logits = prototype_logits(emb_out, prototypes, scale=10.0 * (cfg.threshold / rec.threshold) ** 2)
+            losses.append(closed_set_identity_loss(logits, labels, cfg.reg_lambda))
+        return torch.stack(losses).mean(), relative
 
     # -- one step -------------------------------------------------------------------
 
@@ -305,7 +351,7 @@ class Trainer:
         gather = lambda v: torch.stack([v[b, :, idx[b]] for b in range(v.shape[0])])  # noqa: E731
         out_k, in_k = frames_of(gather(out)), frames_of(gather(clip))
         lm_k = torch.stack([landmarks[b, idx[b]] for b in range(landmarks.shape[0])]).reshape(-1, 68, 2)
-        ident, distance = self.identity_loss(out_k, in_k, lm_k, cfg.batch)
+        ident, relative = self.identity_loss(out_k, in_k, lm_k, cfg.batch)
         total = cfg.alpha * torch.relu(rec - cfg.rec_budget) + cfg.beta * ident
         pulse = None
         if not self.frames_mode and cfg.gamma > 0:
@@ -316,16 +362,19 @@ class Trainer:
         self.optimiser.step()
         with torch.no_grad():
             mse = (out - clip).pow(2).mean()
-        total, rec, ident, distance = total.detach(), rec.detach(), ident.detach(), distance.detach()
-        return {
-            "loss": float(total),
-            "rec": float(rec),
-            "id": float(ident),
+        metrics = {
+            "loss": float(total.detach()),
+            "rec": float(rec.detach()),
+            "id": float(ident.detach()),
             "rppg": float(pulse.detach()) if pulse is not None else float("nan"),
-            "dist": float(distance.mean()),
-            "fooled": float((distance > cfg.threshold).float().mean()),
             "psnr": float(10 * torch.log10(1.0 / mse.clamp_min(1e-12))),
         }
+        for name, ratio in relative.items():
+            ratio = ratio.detach()
+            suffix = "" if name == "faceapi_resnet" else f"_{name}"  # A keeps the historical keys
+            metrics[f"dist{suffix}"] = float(ratio.mean() * (cfg.threshold if not suffix else 1.0))
+            metrics[f"fooled{suffix}"] = float((ratio > 1.0).float().mean())
+        return metrics
 
     # -- validation -----------------------------------------------------------------
 
@@ -337,7 +386,9 @@ class Trainer:
         per_video: dict[str, dict[str, float]] = {}
         clip_id = 0
         for name, clips in self.data.validation.items():
-            matches, distances, sq_err, ssims, pearsons, count = [], [], 0.0, [], [], 0
+            matches: dict[str, list] = {}
+            distances: dict[str, list] = {}
+            sq_err, ssims, pearsons, count = 0.0, [], [], 0
             for sample in clips:
                 clip, landmarks, skin, fps = D.to_tensors([sample], self.device)
                 # Per-frame models run in chunks (memory); 3D models see the whole clip.
@@ -351,14 +402,15 @@ class Trainer:
                 count += out.numel()
                 ssims.extend(ssim(frames_of(out), frames_of(clip)).tolist())
                 every = np.arange(0, clip.shape[2], max(clip.shape[2] // self.cfg.val_id_frames, 1))
-                frames_in = frames_of(clip[:, :, every])
+                frames_in, frames_out = frames_of(clip[:, :, every]), frames_of(out[:, :, every])
                 lm = landmarks[0, every]
-                if clip_id not in self._val_reference:
-                    self._val_reference[clip_id] = self.embedder(frames_in, lm)
-                emb_out = self.embedder(frames_of(out[:, :, every]), lm)
-                dist = embedding_distance(emb_out, self._val_reference[clip_id])
-                distances.extend(dist.tolist())
-                matches.extend((dist < self.cfg.threshold).tolist())
+                for rec_name, rec in self.embedders.items():
+                    key = (rec_name, clip_id)
+                    if key not in self._val_reference:
+                        self._val_reference[key] = rec.embedder(frames_in, lm)
+                    dist = embedding_distance(rec.embedder(frames_out, lm), self._val_reference[key])
+                    distances.setdefault(rec_name, []).extend(dist.tolist())
+                    matches.setdefault(rec_name, []).extend((dist < rec.threshold).tolist())
                 rate = float(fps[0])
                 ref = rppg_signal(clip, skin, rate, "pos")
                 got = rppg_signal(out, skin, rate, "pos")
@@ -368,15 +420,17 @@ class Trainer:
                     pearsons.append(float(pearson_torch(got, ref)[0]))
                 clip_id += 1
             mse = sq_err / max(count, 1)
-            per_video[name] = {
-                "clips": len(clips),
-                "match_rate_a": float(np.mean(matches)) if matches else float("nan"),
-                "distance_a": float(np.mean(distances)) if distances else float("nan"),
+            per_video[name] = {"clips": len(clips)}
+            for rec_name in self.embedders:
+                tag = RECOGNISER_TAGS.get(rec_name, rec_name)
+                per_video[name][f"match_rate_{tag}"] = float(np.mean(matches[rec_name]))
+                per_video[name][f"distance_{tag}"] = float(np.mean(distances[rec_name]))
+            per_video[name] |= {
                 "psnr": 10 * math.log10(255.0**2 / mse) if mse > 0 else float("inf"),
                 "ssim": float(np.mean(ssims)),
                 "rppg_r_pos": float(np.mean(pearsons)) if pearsons else float("nan"),
             }
-        keys = ("match_rate_a", "distance_a", "psnr", "ssim", "rppg_r_pos")
+        keys = [k for k in next(iter(per_video.values())) if k != "clips"]
         means = {key: float(np.nanmean([v[key] for v in per_video.values()])) for key in keys}
         return {"step": self.step, "mean": means, "videos": per_video}
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -114,22 +115,24 @@ def rppg_loss(output: Tensor, target: Tensor, skin: Tensor, fps: Tensor | list[f
 
 
 class IdentityEmbedder(nn.Module):
-    """Recogniser A on face crops: dlib chip from the crop's landmarks, then the ResNet.
+    """A frozen recogniser on face crops: aligned chip from the crop's landmarks, then the network.
 
-    ``frames [N, 3, H, W]`` in [0, 1], ``landmarks [N, 68, 2]`` (crop pixels) -> ``[N, 128]``.
+    ``frames [N, 3, H, W]`` in [0, 1], ``landmarks [N, 68, 2]`` (crop pixels) -> ``[N, D]``.
+    ``make_chips(frames, landmarks)`` aligns (default: the dlib chip of recogniser A).
     ``jitter`` (pixels, std) perturbs the landmarks so the model cannot rely on one
     exact alignment (the evaluation re-detects landmarks on the output).
     """
 
-    def __init__(self, recogniser: nn.Module) -> None:
+    def __init__(self, recogniser: nn.Module, make_chips: Callable[[Tensor, Tensor], Tensor] = extract_dlib_chip) -> None:
         super().__init__()
         self.recogniser = recogniser.eval().requires_grad_(False)
+        self.make_chips = make_chips
 
     def forward(self, frames: Tensor, landmarks: Tensor, jitter: float = 0.0) -> Tensor:
         if jitter > 0:
             shift = torch.randn(landmarks.shape[0], 1, 2, device=landmarks.device) * jitter
             landmarks = landmarks + shift + 0.25 * jitter * torch.randn_like(landmarks)
-        return self.recogniser(extract_dlib_chip(frames, landmarks))
+        return self.recogniser(self.make_chips(frames, landmarks))
 
 
 @dataclass(frozen=True)
