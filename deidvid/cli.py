@@ -317,7 +317,7 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_
 DELEGATED_BENCHES = {
     "detect": ("deidvid.detect_bench", "face detector ms/frame at several frame sizes"),
     "recognisers": ("deidvid.recognise.bench", "recogniser faces/s (network, with alignment, with backward)"),
-    "model": ("deidvid.model.bench", "autoencoder face-frames/s"),
+    "model": ("deidvid.model.bench", "model stage face-frames/s (blur, pixelate, autoencoders)"),
     "verify": ("deidvid.verify_bench", "verify runtime on a synthetic 60 s 640x480 video"),
 }
 

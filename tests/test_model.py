@@ -221,3 +221,14 @@ def test_anonymiser_strength_is_validated(tmp_path, monkeypatch):
         AutoencoderAnonymiser("ae_residual", "cpu", strength=0.0)
     with pytest.raises(ValueError, match="residual"):
         build_anonymiser("blur", strength=0.02)
+
+
+def test_bench_model_times_each_method_against_blur_in_the_same_run():
+    from deidvid.model.bench import bench_model
+
+    results = bench_model(["pixelate", "ae"], frames=4, runs=2)
+    assert [r["method"] for r in results] == ["blur", "pixelate", "ae"]
+    blur = results[0]["face_frames_per_s"]
+    for r in results:
+        assert r["face_frames"] == 4 and len(r["runs_s"]) == 2 and r["face_frames_per_s"] > 0
+        assert r["x_blur"] == pytest.approx(r["face_frames_per_s"] / blur, rel=1e-2)
