@@ -146,7 +146,7 @@ def anonymise(
     inputs: Annotated[list[Path], typer.Argument(help="Input video(s).", show_default=False)],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for outputs (NAME.deid.EXT).")] = None,
-    method: Annotated[str, typer.Option(help="blur | pixelate")] = "blur",
+    method: Annotated[str, typer.Option(help="blur | pixelate | ae | ae-paper (autoencoders: see weights/MODEL_CARD.md)")] = "blur",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     strength: Annotated[
         float | None,

@@ -254,3 +254,31 @@ def test_closed_set_training_step_runs_and_logs_identity(tmp_path):
     assert main(_smoke_args(tmp_path / "closed", 1) + ["--id-loss", "closed", "--reg-lambda", "0"]) == 0
     logged = json.loads((tmp_path / "closed" / "log.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(logged["id"]) and 0.0 <= logged["fooled"] <= 1.0
+
+
+def _verify_report(match_a: float, hr: tuple[float, float], psnr: float) -> dict:
+    window = {"hr_mae": abs(hr[0] - hr[1]), "pearson": 0.9, "snr_reference_db": 2.0, "snr_test_db": 1.5}
+    return {
+        "faces": [{
+            "identity": {"faceapi_resnet": {"match_rate": match_a, "mean_distance": 0.5}},
+            "pulse": {"methods": {"pos": {"hr_original_bpm": hr[0], "hr_deidentified_bpm": hr[1],
+                                          "windows": {"10": {"summary": window}}}}},
+            "detection": {"rate_deidentified": 1.0},
+        }],
+        "quality": {"face": {"psnr_mean": psnr, "ssim_mean": 0.95}},
+    }  # fmt: skip
+
+
+def test_evaluation_rows_means_and_table():
+    from deidvid.train.evaluate import markdown_table, mean_rows, summary_row, video_name
+
+    assert video_name("ubfc/subject14/vid.mp4") == "subject14" and video_name("videos/grid/sbia1a.mpg") == "sbia1a"
+    rows = [
+        summary_row(_verify_report(1.0, (70.0, 72.0), 36.0), "ae", "v1"),
+        summary_row(_verify_report(0.0, (80.0, 80.0), 34.0), "ae", "v2"),
+    ]
+    assert rows[0]["dhr_whole_bpm"] == 2.0 and rows[0]["snr_drop_db"] == 0.5 and "match_B" not in rows[0]
+    (mean,) = mean_rows(rows)
+    assert mean["video"] == "mean" and mean["match_A"] == 0.5 and mean["face_psnr_db"] == 35.0
+    table = markdown_table(rows + [mean])
+    assert "B match" not in table and "| ae | **mean** | 0.50 (0.50) |" in table

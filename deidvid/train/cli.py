@@ -3,6 +3,7 @@
 ``python -m deidvid.train [options]``            train or resume a run
 ``python -m deidvid.train export --run DIR``     write weights/ae_<arch>.safetensors + manifest
 ``python -m deidvid.train validate --run DIR``   validation metrics of a run's checkpoint
+``python -m deidvid.train evaluate [--methods ...]``  anonymise + verify on the validation split
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         entry = export_run(args.run, args.name, note=args.note)
         print(json.dumps({"file": entry["file"], "sha256": entry["sha256"]}))
         return 0
+    if argv and argv[0] == "evaluate":
+        from deidvid.train.evaluate import main as evaluate_main
+
+        return evaluate_main(argv[1:])
     if argv and argv[0] == "validate":
         parser = argparse.ArgumentParser(prog="python -m deidvid.train validate")
         parser.add_argument("--run", type=Path, required=True)
