@@ -165,6 +165,13 @@ def anonymise(
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the audio stream.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files (never inputs).")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any face frame was not processed by the method.")] = False,
+    identity_check: Annotated[
+        bool, typer.Option(help="Score the method's face crops with recognisers A and B (every 8th frame).")
+    ] = True,
+    max_match_rate: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Exit 1 if a recogniser still matches more than this fraction of checked frames."),
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON ('-' for stdout).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables; errors only.")] = False,
 ) -> None:
@@ -191,8 +198,10 @@ def anonymise(
         method=method, device=dev, strength=None if strength is None else strength / 255.0,
         finding=finding, clip_len=clip_len, overlap=overlap,
         fallback=fallback, fallback_seconds=fallback_seconds,
-        crf=crf, lossless=lossless, copy_audio=not no_audio,
+        crf=crf, lossless=lossless, copy_audio=not no_audio, identity_check=identity_check,
     )
+    if max_match_rate is not None and not identity_check:
+        fail("--max-match-rate needs the identity check (drop --no-identity-check)", 2)
     results: list[dict[str, Any]] = []
     worst = EXIT_OK
     for src, dst in zip(inputs, outputs):
@@ -205,6 +214,9 @@ def anonymise(
             if strict and report.frames_unprocessed:
                 code = EXIT_GATE_FAILED
                 entry["status"] = "incomplete"
+            if max_match_rate is not None and _worst_match_rate(report) > max_match_rate:
+                code = EXIT_GATE_FAILED
+                entry["status"] = "identity_remains"
             results.append(entry)
             if not quiet:
                 _print_report(report)
@@ -245,8 +257,19 @@ def _print_report(report) -> None:  # noqa: ANN001
     table.add_row("faces (tracks)", str(report.faces))
     table.add_row("face frames processed", f"{report.face_frames_processed} ({report.face_frames_interpolated} interpolated)")
     table.add_row("frames with a lost face", f"{report.frames_unprocessed} (fallback: {report.fallback})")
+    for name, check in (report.identity_check or {}).items():
+        if check["match_rate"] is not None:
+            table.add_row(
+                f"identity check: {name}",
+                f"matches {check['match_rate']:.0%} of {check['frames']} sampled face frames (threshold {check['threshold']:.3g})",
+            )
     table.add_row("time", f"{report.timings_s['total']:.1f} s")
     out_console.print(table)
+
+
+def _worst_match_rate(report) -> float:  # noqa: ANN001
+    rates = [c["match_rate"] for c in (report.identity_check or {}).values() if c["match_rate"] is not None]
+    return max(rates, default=0.0)
 
 
 def _floats(text: str, option: str, count: int | None = None) -> tuple[float, ...]:

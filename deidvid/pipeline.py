@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from deidvid.anonymisers import Anonymiser, GaussianBlur, build_anonymiser
+from deidvid.identity_check import IdentityCheck
 from deidvid.blend import crossfade_weights, plan_clips
 from deidvid.crop import CropBox, crop_box, cut_crop, face_mask
 from deidvid.decode import Frame, VideoInfo, iter_frames, probe
@@ -58,6 +59,8 @@ class AnonymiseOptions:
     crf: int = 16
     lossless: bool = False
     copy_audio: bool = True
+    identity_check: bool = True  # score the model's output crops with the recognisers
+    identity_stride: int = 8  # every n-th frame of each clip
 
 
 @dataclass
@@ -202,8 +205,15 @@ class _Job:
 class _ClipScheduler:
     """Collects crops as frames arrive, runs each clip once complete, blends results."""
 
-    def __init__(self, tracks: list[FaceTrack], anonymiser: Anonymiser, opts: AnonymiseOptions):
+    def __init__(
+        self,
+        tracks: list[FaceTrack],
+        anonymiser: Anonymiser,
+        opts: AnonymiseOptions,
+        identity_check: IdentityCheck | None = None,
+    ):
         self.anonymiser = anonymiser
+        self.identity_check = identity_check
         self.jobs_ending: dict[int, list[_Job]] = defaultdict(list)
         self.ready_at: dict[int, int] = {}  # frame -> frame after which its result is final
         for track in tracks:
@@ -232,8 +242,12 @@ class _ClipScheduler:
         for job in self.jobs_ending.pop(frame.index, []):
             keys = [(job.track.track_id, f) for f in range(job.start, job.end)]
             clip = np.stack([self.crops[k] for k in keys])
+            points = np.stack([self.points[k] for k in keys])
             with timer("model"):
-                out = self.anonymiser(clip, np.stack([self.points[k] for k in keys]))
+                out = self.anonymiser(clip, points)
+            if self.identity_check is not None:
+                with timer("identity_check"):
+                    self.identity_check.observe(clip, out, points)
             with timer("blend"):
                 value = out - clip if self.anonymiser.residual else out
                 for i, k in enumerate(keys):
@@ -265,9 +279,10 @@ def render(
     opts: AnonymiseOptions,
     timer: StageTimer,
     progress: Progress | None = None,
+    identity_check: IdentityCheck | None = None,
 ) -> int:
     """Pass 2: anonymise every tracked face and write the video. Returns frames written."""
-    scheduler = _ClipScheduler(analysis.tracks, anonymiser, opts)
+    scheduler = _ClipScheduler(analysis.tracks, anonymiser, opts, identity_check)
     fallback = GaussianBlur() if opts.fallback == "blur" else None
     pending: deque[Frame] = deque()
     written = 0
@@ -355,6 +370,8 @@ class VideoReport:
     fallback: str
     detection_frames: int
     detections: int
+    # Per recogniser: match rate of output vs input crops (model output, before paste/encode).
+    identity_check: dict[str, dict] | None
     timings_s: dict[str, float]
     warnings: list[str]
 
@@ -368,7 +385,11 @@ def anonymise_video(
     info = probe(src)
     analysis = analyse(src, info, opts, timer, progress)
     anonymiser = build_anonymiser(opts.method, opts.device, opts.strength)
-    written = render(src, dst, info, analysis, anonymiser, opts, timer, progress)
+    check = None
+    if opts.identity_check and analysis.tracks:
+        with timer("identity_check"):
+            check = IdentityCheck(stride=opts.identity_stride, device=opts.device)
+    written = render(src, dst, info, analysis, anonymiser, opts, timer, progress, check)
     face_frames = set()
     for t in analysis.tracks:
         face_frames.update(range(t.start, t.end))
@@ -378,6 +399,8 @@ def anonymise_video(
     if analysis.unprocessed:
         action = "covered by blur" if opts.fallback == "blur" else "LEFT UNTOUCHED (--fallback none)"
         warnings.append(f"{len(analysis.unprocessed)} frame(s) had a lost face {action}")
+    if check is not None:
+        warnings.extend(check.warnings())
     timings = {k: round(v, 3) for k, v in timer.seconds.items()}
     timings["total"] = round(time.perf_counter() - t0, 3)
     return VideoReport(
@@ -407,6 +430,7 @@ def anonymise_video(
         fallback=opts.fallback,
         detection_frames=analysis.detection_frames,
         detections=analysis.detections,
+        identity_check=check.summary() if check is not None else None,
         timings_s=timings,
         warnings=warnings,
     )

@@ -266,3 +266,33 @@ def test_bad_strength_is_a_usage_error(tmp_path, face_video, args):
     before = set(tmp_path.iterdir())
     result = run_cli("anonymise", face_video, "-o", tmp_path / "o.mp4", "-q", *args)
     assert_clean_failure(result, tmp_path, 2, before)
+
+
+def test_report_carries_the_identity_check(blurred):
+    _, video = blurred
+    check = video["identity_check"]
+    assert set(check) == {"faceapi_resnet", "mobilefacenet"}
+    for scores in check.values():
+        assert scores["frames"] >= N_FRAMES // 8 and 0.0 <= scores["match_rate"] <= 1.0
+    # Blur at sigma 12 px moves the embeddings far from the original face's.
+    assert check["faceapi_resnet"]["mean_distance"] > 0.3
+
+
+def test_identity_gate_fails_when_the_face_is_left_recognisable(tmp_path, face_video):
+    # A near-zero autoencoder perturbation leaves the face as it was: both recognisers match.
+    result = run_cli(
+        "anonymise", face_video, "-o", tmp_path / "o.mp4", "--method", "ae", "--strength", "0.01",
+        "--max-match-rate", "0.5", "-q", "--json", tmp_path / "r.json",
+    )
+    assert result.exit_code == 1, result.output
+    video = json.loads((tmp_path / "r.json").read_text())["videos"][0]
+    assert video["status"] == "identity_remains"
+    assert video["identity_check"]["faceapi_resnet"]["match_rate"] == 1.0
+    assert (tmp_path / "o.mp4").exists()  # the video is still written; the exit code tells
+    assert "identity check: recogniser" in result.output
+
+
+def test_identity_check_can_be_switched_off(tmp_path, face_video):
+    result = run_cli("anonymise", face_video, "-o", tmp_path / "o.mp4", "--no-identity-check", "-q", "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["videos"][0]["identity_check"] is None
