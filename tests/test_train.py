@@ -282,3 +282,15 @@ def test_evaluation_rows_means_and_table():
     assert mean["video"] == "mean" and mean["match_A"] == 0.5 and mean["face_psnr_db"] == 35.0
     table = markdown_table(rows + [mean])
     assert "B match" not in table and "| ae | **mean** | 0.50 (0.50) |" in table
+
+
+def test_random_blur_keeps_flat_frames_and_smooths_edges():
+    from deidvid.train.loop import random_blur
+
+    rng = np.random.default_rng(0)
+    flat = torch.full((1, 3, 16, 16), 0.4)
+    torch.testing.assert_close(random_blur(flat, rng), flat)
+    edge = torch.zeros(1, 3, 16, 16)
+    edge[..., 8:] = 1.0
+    blurred = random_blur(edge, rng)
+    assert 0.0 < float(blurred[0, 0, 0, 7]) < 0.5 < float(blurred[0, 0, 0, 8]) < 1.0

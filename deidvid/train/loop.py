@@ -72,6 +72,7 @@ class TrainConfig:
     rppg_method: str = "chrom"
     jitter: float = 1.0  # landmark noise (px) for the output's chip
     resize_aug: float = 0.5  # probability of a random down/up-scale before the recogniser
+    blur_aug: float = 0.0  # probability of a slight blur (sigma 0.3-0.8 px; what H.264 does) before it
     strength: float = 4.0 / 255.0  # residual arch: RMS of the perturbation
     skin_projection: bool = True  # residual arch: zero-mean perturbation over the skin (ablation: off)
     seed: int = 0
@@ -246,6 +247,14 @@ def random_rescale(
     return back
 
 
+def random_blur(frames: torch.Tensor, rng: np.random.Generator, low: float = 0.3, high: float = 0.8) -> torch.Tensor:
+    """A slight Gaussian blur of ``[N, C, H, W]`` frames (sigma uniform in [low, high] px)."""
+    from kornia.filters import gaussian_blur2d
+
+    sigma = float(rng.uniform(low, high))
+    return gaussian_blur2d(frames, (5, 5), (sigma, sigma), border_type="replicate")
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -308,6 +317,8 @@ class Trainer:
         seen = out_frames
         if cfg.resize_aug > 0 and self.rng.random() < cfg.resize_aug:
             seen = random_rescale(out_frames, self.rng)
+        if cfg.blur_aug > 0 and self.rng.random() < cfg.blur_aug:
+            seen = random_blur(seen, self.rng)
         losses, relative = [], {}
         for name, rec in self.embedders.items():
             with torch.no_grad():
