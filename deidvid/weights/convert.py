@@ -17,6 +17,7 @@ CONVERTERS: dict[str, str] = {
     "retinaface": "deidvid.weights.convert_retinaface",
     "faceapi": "deidvid.weights.convert_faceapi",
     "mobilefacenet": "deidvid.weights.convert_mobilefacenet",
+    "mobileface": "deidvid.weights.convert_mobileface",
 }
 
 
