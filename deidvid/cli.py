@@ -166,7 +166,7 @@ def anonymise(
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files (never inputs).")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any face frame was not processed by the method.")] = False,
     identity_check: Annotated[
-        bool, typer.Option(help="Score the method's face crops with recognisers A and B (every 8th frame).")
+        bool, typer.Option(help="Score the method's face crops with recognisers A, B and C (every 8th frame).")
     ] = True,
     max_match_rate: Annotated[
         float | None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-DEFAULT_RECOGNISERS = ("faceapi_resnet", "mobilefacenet")
+from deidvid.recognise import ALL_RECOGNISERS as DEFAULT_RECOGNISERS
 
 
 @dataclass

@@ -54,6 +54,7 @@ from deidvid.rppg.hr import DEFAULT_BAND_HZ, heart_rate
 from deidvid.rppg.methods import RPPG_METHODS, pos_window_length
 from deidvid.rppg.signals import fill_gaps, is_uniform, masked_mean_rgb, resample_uniform
 from deidvid.rppg.skin import skin_region
+from deidvid.recognise import ALL_RECOGNISERS
 
 Progress = Callable[[str, int, int], None]  # (stage, frames done, frames total)
 
@@ -69,7 +70,7 @@ class VerifyOptions:
     methods: tuple[str, ...] = ("pos", "chrom", "green")
     windows_s: tuple[float, ...] = (10.0, 30.0)
     band_hz: tuple[float, float] = DEFAULT_BAND_HZ
-    recognisers: tuple[str, ...] = ("faceapi_resnet", "mobilefacenet")
+    recognisers: tuple[str, ...] = ALL_RECOGNISERS
     identity_stride: int = 5
     ssim_stride: int = 5
     detect_stride: int = 10

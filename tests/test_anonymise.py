@@ -271,7 +271,7 @@ def test_bad_strength_is_a_usage_error(tmp_path, face_video, args):
 def test_report_carries_the_identity_check(blurred):
     _, video = blurred
     check = video["identity_check"]
-    assert set(check) == {"faceapi_resnet", "mobilefacenet"}
+    assert set(check) == {"faceapi_resnet", "mobilefacenet", "mobileface"}
     for scores in check.values():
         assert scores["frames"] >= N_FRAMES // 8 and 0.0 <= scores["match_rate"] <= 1.0
     # Blur at sigma 12 px moves the embeddings far from the original face's.

@@ -108,6 +108,8 @@ RECOGNISERS: dict[str, RecogniserSpec] = {
     ),
 }
 ALIASES = {"A": "faceapi_resnet", "dlib": "faceapi_resnet", "B": "mobilefacenet", "C": "mobileface"}
+# Every bundled recogniser, A, B, C: the default of verify, calibration, benchmarks and the identity check.
+ALL_RECOGNISERS: tuple[str, ...] = tuple(RECOGNISERS)
 
 
 def resolve_name(name: str) -> str:
@@ -199,4 +201,4 @@ def load_recogniser(name: str, device: str | torch.device = "cpu") -> Recogniser
     return Recogniser(spec, network, calibration).to(device)
 
 
-__all__ = ["ALIASES", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]
+__all__ = ["ALIASES", "ALL_RECOGNISERS", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]

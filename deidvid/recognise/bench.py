@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 import torch
+from deidvid.recognise import ALL_RECOGNISERS
 
 
 def _median_seconds(fn: Callable[[], object], runs: int, sync: Callable[[], None]) -> float:
@@ -64,7 +65,7 @@ def benchmark(name: str, batch: int = 32, runs: int = 5, device: str = "cpu") ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recognisers", nargs="+", default=["faceapi_resnet", "mobilefacenet"])
+    parser.add_argument("--recognisers", nargs="+", default=list(ALL_RECOGNISERS))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from deidvid.recognise import ALL_RECOGNISERS
 
 DEFAULT_LFW = Path(__file__).resolve().parents[3] / "shared" / "data" / "images" / "lfw"
 FAR_TARGET = 1e-3
@@ -265,7 +266,7 @@ def calibration_block(
 
 def calibrate(
     lfw_dir: Path = DEFAULT_LFW,
-    names: tuple[str, ...] = ("faceapi_resnet", "mobilefacenet"),
+    names: tuple[str, ...] = ALL_RECOGNISERS,
     n_pairs: int = 3000,
     seed: int = 0,
     device: str = "cpu",
@@ -333,7 +334,7 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW, help="LFW folder (one folder per person)")
-    parser.add_argument("--recognisers", nargs="+", default=["faceapi_resnet", "mobilefacenet"])
+    parser.add_argument("--recognisers", nargs="+", default=list(ALL_RECOGNISERS))
     parser.add_argument("--pairs", type=int, default=3000, help="same and different pairs, each")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")

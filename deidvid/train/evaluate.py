@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from deidvid.train import data as D
+from deidvid.recognise import ALL_RECOGNISERS
 
 RECOGNISER_COLUMNS = {"faceapi_resnet": "A", "mobilefacenet": "B", "mobileface": "C"}
 
@@ -96,7 +97,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def evaluate(
     methods: list[str], out: Path, strength: float | None = None, reuse: bool = False, device: str = "cpu",
-    data_root: Path | None = None, recognisers: tuple[str, ...] = ("faceapi_resnet", "mobilefacenet"),
+    data_root: Path | None = None, recognisers: tuple[str, ...] = ALL_RECOGNISERS,
 ) -> list[dict[str, Any]]:
     """Anonymise and verify every validation video with every method; see the module docstring."""
     from deidvid.pipeline import AnonymiseOptions, anonymise_video
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strength", type=float, default=None, help="ae: perturbation RMS in grey levels")
     parser.add_argument("--reuse", action="store_true", help="keep existing verify reports")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--recognisers", nargs="+", default=["faceapi_resnet", "mobilefacenet"])
+    parser.add_argument("--recognisers", nargs="+", default=list(ALL_RECOGNISERS))
     args = parser.parse_args(argv)
     rows = evaluate(args.methods, args.out, args.strength, args.reuse, args.device, recognisers=tuple(args.recognisers))
     print(markdown_table(rows))
