@@ -239,18 +239,23 @@ class _ClipScheduler:
                     self.boxes[key] = box
                     self.crops[key] = cut_crop(frame.rgb, box).astype(np.float32) / 255.0
                     self.points[key] = box.to_crop(track.at(frame.index))
-        for job in self.jobs_ending.pop(frame.index, []):
-            keys = [(job.track.track_id, f) for f in range(job.start, job.end)]
-            clip = np.stack([self.crops[k] for k in keys])
-            points = np.stack([self.points[k] for k in keys])
-            with timer("model"):
-                out = self.anonymiser(clip, points)
+        jobs = self.jobs_ending.pop(frame.index, [])
+        if not jobs:
+            return
+        keys = [[(job.track.track_id, f) for f in range(job.start, job.end)] for job in jobs]
+        clips = [np.stack([self.crops[k] for k in clip_keys]) for clip_keys in keys]
+        points = [np.stack([self.points[k] for k in clip_keys]) for clip_keys in keys]
+        with timer("model"):
+            # Clips of several faces that end on the same frame share forward passes.
+            run_batch = getattr(self.anonymiser, "run_batch", None)
+            outs = run_batch(clips, points) if run_batch else [self.anonymiser(c, p) for c, p in zip(clips, points)]
+        for job, clip_keys, clip, clip_points, out in zip(jobs, keys, clips, points, outs):
             if self.identity_check is not None:
                 with timer("identity_check"):
-                    self.identity_check.observe(clip, out, points)
+                    self.identity_check.observe(clip, out, clip_points)
             with timer("blend"):
                 value = out - clip if self.anonymiser.residual else out
-                for i, k in enumerate(keys):
+                for i, k in enumerate(clip_keys):
                     w = float(job.weights[i])
                     self.sums[k] = self.sums.get(k, 0.0) + w * value[i]
                     self.wsums[k] += w

@@ -106,3 +106,42 @@ def test_pixelate_gives_10x10_constant_blocks():
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown method"):
         build_anonymiser("nope")
+
+
+class _BatchRecorder:
+    """An anonymiser that adds 0.1 and records how it was called."""
+
+    residual = True
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def __call__(self, clip, landmarks=None):  # noqa: ANN001, ANN204
+        return self.run_batch([clip], [landmarks])[0]
+
+    def run_batch(self, clips, landmarks=None):  # noqa: ANN001, ANN201
+        self.batches.append(len(clips))
+        return [c + 0.1 for c in clips]
+
+
+def test_clips_of_faces_ending_on_the_same_frame_share_one_batch(astronaut_landmarks):
+    from deidvid.decode import Frame
+    from deidvid.pipeline import AnonymiseOptions, StageTimer, _ClipScheduler
+    from deidvid.track import FaceTrack
+
+    n = 10
+    tracks = [
+        FaceTrack(i, 0, np.repeat((astronaut_landmarks + 40 * i)[None], n, axis=0), np.ones(n, bool)) for i in range(2)
+    ]
+    recorder = _BatchRecorder()
+    scheduler = _ClipScheduler(tracks, recorder, AnonymiseOptions(clip_len=6, overlap=2, identity_check=False))
+    rgb = np.full((600, 600, 3), 100, np.uint8)
+    timer = StageTimer()
+    for index in range(n):
+        scheduler.add_frame(Frame(index, index, index / 30, rgb), timer)
+    assert recorder.batches == [2, 2]  # two clips per track, both tracks' clips end together
+    for index in range(n):
+        results = scheduler.take(index)
+        assert len(results) == 2
+        for _, _, value in results:
+            np.testing.assert_allclose(value, 0.1, atol=1e-6)  # cross-fade weights sum to one
