@@ -217,6 +217,8 @@ def test_export_writes_weights_and_manifest_entry(tmp_path, monkeypatch):
     assert main(["export", "--run", str(tmp_path / "run")]) == 0
     entry = manifest_entry("ae_residual")
     assert entry["sha256"] == sha256_file(tmp_path / "weights" / "ae_residual.safetensors")
+    assert main(["export", "--run", str(tmp_path / "run")]) == 0  # byte-identical again
+    assert manifest_entry("ae_residual")["sha256"] == entry["sha256"]
     assert entry["model"]["arch"] == "residual" and entry["training"]["steps"] == 1
     model = load_model("ae_residual")
     clip = torch.rand(1, 3, 2, 128, 128)

@@ -35,7 +35,8 @@ def export_run(
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()},
         str(target),
-        metadata={"arch": spec["arch"], "config": json.dumps(spec.get("config", {})), "step": str(state["step"])},
+        # One key: safetensors writes several in hash order, which made the sha256 differ run to run.
+        metadata={"deidvid": json.dumps({"arch": spec["arch"], "config": spec.get("config", {}), "step": state["step"]})},
     )
     target.chmod(0o644)  # safetensors writes owner-only files
     validation = _last_validation(run)
@@ -59,7 +60,8 @@ def export_run(
             "torch": state["torch"],
             "config": {k: config.get(k, TrainConfig.__dataclass_fields__[k].default) for k in (
                 "batch", "clip_len", "id_frames", "lr", "weight_decay", "alpha", "beta", "gamma", "reg_lambda",
-                "id_loss", "threshold", "margin", "rppg_method", "strength", "skin_projection", "rec_budget", "seed",
+                "id_loss", "recognisers", "threshold", "margin", "rppg_method", "strength", "skin_projection",
+                "rec_budget", "jitter", "resize_aug", "blur_aug", "seed",
             )},
             "validation": validation["mean"] if validation else None,
         },
