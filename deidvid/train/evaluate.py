@@ -105,7 +105,8 @@ def evaluate(
 
     root = data_root or D.default_data_root()
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    order: dict[str, int] = {}  # row tag -> position of its method in ``methods``
     for relative in D.VALIDATION_VIDEOS:
         src = root / relative
         if not src.exists():
@@ -113,6 +114,7 @@ def evaluate(
         name = video_name(relative)
         for method in methods:
             tag = method if strength is None or method != "ae" else f"{method}{strength:g}"
+            order[tag] = methods.index(method)
             deid, report_path = out / f"{name}.{tag}.mp4", out / f"{name}.{tag}.json"
             if not (reuse and report_path.exists()):
                 options = AnonymiseOptions(
@@ -124,8 +126,7 @@ def evaluate(
                 tmp.write_text(json.dumps(report, indent=1))
                 os.replace(tmp, report_path)
             rows.append(summary_row(json.loads(report_path.read_text()), tag, name))
-    rows.sort(key=lambda r: [video_name(v) for v in D.VALIDATION_VIDEOS].index(r["video"]))
-    rows.sort(key=lambda r: r["method"].startswith("ae") is False)  # stable: the autoencoder first
+    rows.sort(key=lambda r: order[r["method"]])  # grouped by method, as given (made per video)
     rows += mean_rows(rows)
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
     (out / "table.md").write_text(markdown_table(rows))
