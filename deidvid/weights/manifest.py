@@ -68,6 +68,23 @@ def update_manifest_entry(name: str, entry: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def bundle_weights(name: str, state: dict[str, Any], source: str, entry: dict[str, Any], file: str | None = None) -> Path:
+    """Write ``state`` (name -> tensor) to ``weights/<file or name.safetensors>`` and merge
+    ``{"file", "sha256", **entry}`` into the manifest under ``name``. Returns the path.
+
+    The file's only metadata is ``{"source": source}``: safetensors writes several keys in
+    hash order, so with more the bytes (and the sha256) would change from run to run.
+    """
+    from safetensors.torch import save_file
+
+    path = weights_dir() / (file or f"{name}.safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={"source": source})
+    path.chmod(0o644)  # safetensors writes owner-only files
+    update_manifest_entry(name, {"file": path.name, "sha256": sha256_file(path), **entry})
+    return path
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
