@@ -212,3 +212,27 @@ def test_cuda_matches_cpu(dlib_reference, astronaut):
             cpu = load_recogniser(name, "cpu").embed(_frames(astronaut), lm)
             gpu = load_recogniser(name, "cuda").embed(_frames(astronaut).cuda(), lm.cuda()).cpu()
         assert torch.nn.functional.cosine_similarity(cpu, gpu).item() > 0.9999
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("alias, min_auc", [("A", 0.9), ("B", 0.9), ("C", 0.85)])
+def test_recognisers_separate_lfw_identities(alias, min_auc, shared_data):
+    """Each recogniser (through its own alignment) puts the same person closer than
+    different people: 10 LFW people, two images each. C is the weakest (LFW 94 %)."""
+    pytest.importorskip("dlib")
+    from deidvid.recognise.calibrate import dlib_landmarks, lfw_people, load_rgb
+
+    people = list(lfw_people(shared_data / "images" / "lfw").values())[:40:4]
+    paths = [files[i] for files in people for i in (0, 1)]
+    landmarks, _ = dlib_landmarks(paths)
+    frames = torch.from_numpy(np.stack([load_rgb(p) for p in paths])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        emb = load_recogniser(alias).embed(frames, torch.from_numpy(landmarks))
+    d = torch.cdist(emb, emb)
+    genuine = torch.stack([d[2 * i, 2 * i + 1] for i in range(len(people))])
+    mask = torch.ones_like(d, dtype=torch.bool).triu(1)
+    for i in range(len(people)):
+        mask[2 * i, 2 * i + 1] = False
+    impostor = d[mask]
+    assert genuine.median() < impostor.median() - 0.2
+    assert (genuine[:, None] < impostor[None]).float().mean() > min_auc  # ROC AUC
