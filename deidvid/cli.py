@@ -177,14 +177,17 @@ def anonymise(
 ) -> None:
     """Anonymise every face in each input video."""
     from deidvid.anonymisers import METHODS
-    from deidvid.pipeline import AnonymiseOptions, FaceFinding
+    from deidvid.pipeline import AnonymiseOptions, FaceFinding, PipelineModels
 
     if method not in METHODS:
         fail(f"--method must be one of {', '.join(METHODS)}, not '{method}'", 2)
     if fallback not in ("blur", "none"):
         fail(f"--fallback must be blur or none, not '{fallback}'", 2)
-    if strength is not None and (method != "ae" or not 0 < strength <= 64):
-        fail("--strength needs --method ae and a value in (0, 64] grey levels", 2)
+    if strength is not None:
+        from deidvid.model.anonymiser import MAX_STRENGTH
+
+        if method != "ae" or not 0 < strength / 255.0 <= MAX_STRENGTH:
+            fail(f"--strength needs --method ae and a value in (0, {MAX_STRENGTH * 255:g}] grey levels", 2)
     if overlap >= clip_len:
         fail("--overlap must be smaller than --clip-len", 2)
     outputs, message, code = run_guarded(plan_outputs, inputs, output, out_dir, overwrite)
@@ -204,8 +207,9 @@ def anonymise(
         fail("--max-match-rate needs the identity check (drop --no-identity-check)", 2)
     results: list[dict[str, Any]] = []
     worst = EXIT_OK
+    models = PipelineModels(opts)  # loaded once for the whole batch
     for src, dst in zip(inputs, outputs):
-        report, message, code = _anonymise_one(src, dst, opts, quiet)
+        report, message, code = _anonymise_one(src, dst, opts, models, quiet)
         if message:
             say("error", message, src)
             results.append({"input": str(src), "status": "error", "error": message, "exit_code": code})
@@ -228,11 +232,11 @@ def anonymise(
     raise typer.Exit(worst)
 
 
-def _anonymise_one(src: Path, dst: Path, opts, quiet: bool):  # noqa: ANN001, ANN202
+def _anonymise_one(src: Path, dst: Path, opts, models, quiet: bool):  # noqa: ANN001, ANN202
     from deidvid.pipeline import anonymise_video
 
     if quiet:
-        return run_guarded(anonymise_video, src, dst, opts)
+        return run_guarded(anonymise_video, src, dst, opts, None, models)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
@@ -247,7 +251,7 @@ def _anonymise_one(src: Path, dst: Path, opts, quiet: bool):  # noqa: ANN001, AN
                 tasks[stage] = bar.add_task(f"{src.name}: {label}", total=total or None)
             bar.update(tasks[stage], completed=done)
 
-        return run_guarded(anonymise_video, src, dst, opts, progress)
+        return run_guarded(anonymise_video, src, dst, opts, progress, models)
 
 
 def _print_report(report) -> None:  # noqa: ANN001

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from deidvid.recognise import ALL_RECOGNISERS as DEFAULT_RECOGNISERS
+from deidvid.recognise import Recogniser
 
 
 @dataclass
@@ -27,29 +27,29 @@ class _Tally:
 
 
 class IdentityCheck:
-    """Accumulates recogniser match rates of (input crop, output crop) pairs.
+    """Accumulates recogniser match rates of (input crop, output crop) pairs, one video.
 
     Args:
-        recognisers: names or aliases understood by :func:`deidvid.recognise.load_recogniser`.
+        recognisers: loaded recognisers by name (``deidvid.recognise.load_recogniser``);
+            they may be shared by several checks.
         stride: score every ``stride``-th frame of each clip.
-        device: torch device of the recognisers.
     """
 
-    def __init__(self, recognisers: tuple[str, ...] = DEFAULT_RECOGNISERS, stride: int = 8, device: str = "cpu"):
-        from deidvid.recognise import load_recogniser
-
+    def __init__(self, recognisers: dict[str, Recogniser], stride: int = 8) -> None:
         self.stride = max(int(stride), 1)
-        self.device = torch.device(device)
-        self.recognisers = {name: load_recogniser(name, self.device) for name in recognisers}
-        self.tallies = {name: _Tally(rec.threshold) for name, rec in self.recognisers.items()}
+        self.recognisers = recognisers
+        self.tallies = {name: _Tally(rec.threshold) for name, rec in recognisers.items()}
 
     @torch.no_grad()
     def observe(self, clip_in: np.ndarray, clip_out: np.ndarray, landmarks: np.ndarray) -> None:
         """Score ``(T, H, W, 3)`` input/output crops in [0, 1] with their ``(T, 68, 2)`` landmarks."""
+        if not self.recognisers:
+            return
         picked = np.arange(0, len(clip_in), self.stride)
-        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[picked], np.float32)).permute(0, 3, 1, 2)  # noqa: E731
-        frames_in, frames_out = to_tensor(clip_in).to(self.device), to_tensor(clip_out).to(self.device)
-        marks = torch.from_numpy(np.ascontiguousarray(landmarks[picked], np.float32)).to(self.device)
+        device = next(next(iter(self.recognisers.values())).parameters()).device  # all share one device
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[picked], np.float32)).to(device)  # noqa: E731
+        frames_in, frames_out = to_tensor(clip_in).permute(0, 3, 1, 2), to_tensor(clip_out).permute(0, 3, 1, 2)
+        marks = to_tensor(landmarks)
         for name, recogniser in self.recognisers.items():
             distance = recogniser.distance(recogniser.embed(frames_out, marks), recogniser.embed(frames_in, marks))
             tally = self.tallies[name]

@@ -18,16 +18,17 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from deidvid.anonymisers import Anonymiser, GaussianBlur, build_anonymiser
-from deidvid.identity_check import IdentityCheck
 from deidvid.blend import crossfade_weights, plan_clips
 from deidvid.crop import CropBox, crop_box, cut_crop, face_mask
 from deidvid.decode import Frame, VideoInfo, iter_frames, probe
 from deidvid.encode import VideoWriter
+from deidvid.identity_check import IdentityCheck
 from deidvid.landmarks import LandmarkPredictor, dlib_box_from_detection, to_grey
 from deidvid.paste import paste_replace, paste_residual
 from deidvid.track import FaceTrack, FaceTracker, landmark_box
@@ -61,6 +62,38 @@ class AnonymiseOptions:
     copy_audio: bool = True
     identity_check: bool = True  # score the model's output crops with the recognisers
     identity_stride: int = 8  # every n-th frame of each clip
+
+
+class PipelineModels:
+    """The models a run needs, each loaded on first use and then kept, so a batch of
+    videos loads them once. All follow ``opts`` (method, strength, device, finding)."""
+
+    def __init__(self, opts: AnonymiseOptions) -> None:
+        self.opts = opts
+
+    @cached_property
+    def detector(self) -> "FaceDetector":  # noqa: F821
+        from deidvid.detect import FaceDetector
+
+        finding = self.opts.finding
+        return FaceDetector(
+            device=self.opts.device, score_threshold=finding.score_threshold, max_side=finding.detector_max_side
+        )
+
+    @cached_property
+    def landmarker(self) -> LandmarkPredictor:
+        return LandmarkPredictor()
+
+    @cached_property
+    def anonymiser(self) -> Anonymiser:
+        return build_anonymiser(self.opts.method, self.opts.device, self.opts.strength)
+
+    @cached_property
+    def recognisers(self) -> dict[str, "Recogniser"]:  # noqa: F821
+        """The identity check's recognisers (all bundled ones)."""
+        from deidvid.recognise import ALL_RECOGNISERS, load_recogniser
+
+        return {name: load_recogniser(name, self.opts.device) for name in ALL_RECOGNISERS}
 
 
 @dataclass
@@ -107,15 +140,12 @@ def analyse(
     opts: AnonymiseOptions,
     timer: StageTimer,
     progress: Progress | None = None,
+    models: PipelineModels | None = None,
 ) -> Analysis:
     """Pass 1: find and track every face; returns smoothed landmark tracks."""
-    from deidvid.detect import FaceDetector
-
+    models = models or PipelineModels(opts)
     finding = opts.finding
-    detector = FaceDetector(
-        device=opts.device, score_threshold=finding.score_threshold, max_side=finding.detector_max_side
-    )
-    landmarker = LandmarkPredictor()
+    detector, landmarker = models.detector, models.landmarker
     tracker = FaceTracker(max_gap=finding.max_gap)
     # Frames since the last detection, kept (grey) to track new faces backwards:
     # a face that appears between detections must not pass untouched.
@@ -382,18 +412,27 @@ class VideoReport:
 
 
 def anonymise_video(
-    src: Path, dst: Path, opts: AnonymiseOptions, progress: Progress | None = None
+    src: Path,
+    dst: Path,
+    opts: AnonymiseOptions,
+    progress: Progress | None = None,
+    models: PipelineModels | None = None,
 ) -> VideoReport:
-    """Anonymise ``src`` into ``dst`` (written atomically) and report what was done."""
+    """Anonymise ``src`` into ``dst`` (written atomically) and report what was done.
+
+    ``models`` (built from ``opts``) may be shared by the videos of a batch.
+    """
     timer = StageTimer()
     t0 = time.perf_counter()
+    models = models or PipelineModels(opts)
     info = probe(src)
-    analysis = analyse(src, info, opts, timer, progress)
-    anonymiser = build_anonymiser(opts.method, opts.device, opts.strength)
+    analysis = analyse(src, info, opts, timer, progress, models)
+    with timer("model"):
+        anonymiser = models.anonymiser
     check = None
     if opts.identity_check and analysis.tracks:
         with timer("identity_check"):
-            check = IdentityCheck(stride=opts.identity_stride, device=opts.device)
+            check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
     written = render(src, dst, info, analysis, anonymiser, opts, timer, progress, check)
     face_frames = set()
     for t in analysis.tracks:

@@ -261,7 +261,11 @@ def test_lost_face_is_covered_by_fallback_and_reported(tmp_path, astronaut):
     assert blur_change > 10 and noise_only < blur_change / 3
 
 
-@pytest.mark.parametrize("args", [["--strength", "4"], ["--method", "ae", "--strength", "0"]], ids=["not-ae", "zero"])
+@pytest.mark.parametrize(
+    "args",
+    [["--strength", "4"], ["--method", "ae", "--strength", "0"], ["--method", "ae", "--strength", "64.5"]],
+    ids=["not-ae", "zero", "too-strong"],
+)
 def test_bad_strength_is_a_usage_error(tmp_path, face_video, args):
     before = set(tmp_path.iterdir())
     result = run_cli("anonymise", face_video, "-o", tmp_path / "o.mp4", "-q", *args)
@@ -296,3 +300,24 @@ def test_identity_check_can_be_switched_off(tmp_path, face_video):
     result = run_cli("anonymise", face_video, "-o", tmp_path / "o.mp4", "--no-identity-check", "-q", "--json", "-")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["videos"][0]["identity_check"] is None
+
+
+def test_a_batch_loads_the_models_once(tmp_path, face_video, monkeypatch):
+    import deidvid.pipeline as pipeline
+
+    calls = []
+    real_build = pipeline.build_anonymiser
+
+    def counting_build(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(args)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "build_anonymiser", counting_build)
+    second = tmp_path / "second.mp4"
+    second.write_bytes(face_video.read_bytes())
+    (tmp_path / "out").mkdir()
+    result = run_cli("anonymise", face_video, second, "--out-dir", tmp_path / "out", "-q", "--json", "-")
+    assert result.exit_code == 0, result.output
+    videos = json.loads(result.stdout)["videos"]
+    assert [v["status"] for v in videos] == ["ok", "ok"] and len(calls) == 1
+    assert videos[0]["identity_check"] == videos[1]["identity_check"]  # same input: same fresh tallies

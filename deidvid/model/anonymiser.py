@@ -12,6 +12,8 @@ import torch
 from deidvid.model.autoencoder import ResidualConfig, load_model
 from deidvid.rppg.skin import skin_mask
 
+MAX_STRENGTH = 64.0 / 255.0  # perturbation RMS cap, [0, 1] units: beyond it the face is visibly noisy
+
 
 class AutoencoderAnonymiser:
     """Runs a bundled autoencoder on 128x128 face clips.
@@ -44,8 +46,8 @@ class AutoencoderAnonymiser:
         if strength is not None:
             if not isinstance(getattr(self.model, "config", None), ResidualConfig):
                 raise ValueError(f"'{weights}' has no adjustable strength (residual models only)")
-            if not 0.0 < strength <= 0.25:
-                raise ValueError(f"strength must be in (0, 0.25] (RMS in [0, 1] units), not {strength}")
+            if not 0.0 < strength <= MAX_STRENGTH:
+                raise ValueError(f"strength must be in (0, {MAX_STRENGTH:.4g}] (RMS in [0, 1] units), not {strength}")
             self.model.config = dataclasses.replace(self.model.config, strength=float(strength))
 
     def __call__(self, clip: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
