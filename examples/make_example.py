@@ -7,7 +7,7 @@ animated with smooth head motion, a synthetic 72 bpm pulse on the skin
 
 from pathlib import Path
 
-from deidvid.synthetic import make_face_video
+from deidvid.testing.synthetic_video import make_face_video
 
 if __name__ == "__main__":
     out = Path(__file__).resolve().parent / "astronaut_72bpm.mp4"

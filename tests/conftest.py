@@ -31,7 +31,7 @@ def astronaut_landmarks(astronaut) -> "np.ndarray":  # noqa: F821
     """dlib 68 landmarks (68, 2) of the astronaut's face (dlib HOG box, no detector needed)."""
     import dlib
 
-    from deidvid.landmarks import LandmarkPredictor, to_grey
+    from deidvid.faces.landmarks import LandmarkPredictor, to_grey
 
     rects = dlib.get_frontal_face_detector()(astronaut, 0)
     r = max(rects, key=lambda r: r.width())

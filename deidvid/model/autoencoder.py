@@ -133,7 +133,7 @@ class ResidualAE(nn.Module):
         """``[1, 1, 1, H, W]`` skin mask of the canonical landmarks (None if unset)."""
         if not bool(self.canonical_landmarks.abs().sum() > 0):
             return None
-        from deidvid.rppg.skin import skin_mask_torch
+        from deidvid.faces.skin import skin_mask_torch
 
         mask = skin_mask_torch(self.canonical_landmarks[None].double(), (height, width))
         return mask.to(self.canonical_landmarks.dtype)[:, :, None]

@@ -155,7 +155,7 @@ class Recogniser(nn.Module):
         if value is None:
             raise WeightsError(
                 f"recogniser '{self.name}' has no calibrated threshold in the manifest; "
-                "run: python -m deidvid.recognise.calibrate"
+                "run: python -m deidvid.tools.calibrate"
             )
         return float(value)
 

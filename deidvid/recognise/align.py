@@ -72,7 +72,7 @@ def dlib_mean_face_68() -> Tensor:
 
 def five_points_from_68(landmarks68: Tensor) -> Tensor:
     """``(..., 68, 2)`` -> ``(..., 5, 2)``: eye centres (subject's right first), nose tip,
-    mouth corners -- the order and meaning of :class:`deidvid.types.Detection` points."""
+    mouth corners -- the order and meaning of :class:`deidvid.faces.types.Detection` points."""
     return torch.stack(
         [
             landmarks68[..., 36:42, :].mean(-2),

@@ -1,7 +1,7 @@
 """face-api.js 68-point landmark network as a torch module (optional GPU landmark path).
 
 Weights: npm ``@vladmandic/face-api`` ``model/face_landmark_68_model.*`` (MIT), converted
-to ``weights/faceapi_landmarks68.safetensors`` by ``python -m deidvid.weights.convert
+to ``weights/faceapi_landmarks68.safetensors`` by ``python -m deidvid.tools.convert.main
 faceapi``. The 68 points follow dlib's iBUG 300-W order, so they can feed the same
 alignment as dlib's shape predictor. It is less precise than dlib's ERT predictor (a few
 percent of the interocular distance) but batched, differentiable and runs on CUDA.

@@ -2,7 +2,7 @@
 
 The weights are face-api.js's port of dlib's ``dlib_face_recognition_resnet_model_v1``
 (npm ``@vladmandic/face-api``, MIT), converted to ``weights/faceapi_resnet.safetensors``
-by ``python -m deidvid.weights.convert faceapi``. The per-channel affine layers that
+by ``python -m deidvid.tools.convert.main faceapi``. The per-channel affine layers that
 follow every convolution are folded into the convolution at conversion time, so the
 module is plain ``Conv2d`` / ``Linear``.
 

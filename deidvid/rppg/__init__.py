@@ -2,7 +2,7 @@
 
 Modules (one concern each):
 
-- :mod:`deidvid.rppg.skin`: skin mask from dlib's 68 landmarks (numpy and torch);
+- :mod:`deidvid.faces.skin`: skin mask from dlib's 68 landmarks (numpy and torch);
 - :mod:`deidvid.rppg.signals`: masked mean RGB, gap filling, even-rate resampling;
 - :mod:`deidvid.rppg.methods`: POS, CHROM, GREEN (numpy, rPPG-Toolbox conventions);
 - :mod:`deidvid.rppg.torch_methods`: differentiable POS and CHROM for training;

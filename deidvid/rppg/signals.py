@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deidvid.rppg.skin import SkinRegion
+from deidvid.faces.skin import SkinRegion
 
 
 def masked_mean_rgb(frame: np.ndarray, mask: np.ndarray | SkinRegion) -> np.ndarray:

@@ -3,7 +3,7 @@
 Sources (under the shared data folder, never copied into the repository):
 
 * videos, cut into 128x128 face clips by the project's own pipeline
-  (``deidvid.clips.extract_clips``: detection, tracking, crop) and cached as ``.npz``;
+  (``deidvid.train.clips.extract_clips``: detection, tracking, crop) and cached as ``.npz``;
 * LFW and ORL stills, animated into clips: a smooth random similarity motion of the
   head, a synthetic pulse on the skin (known rate), then the pipeline's crop.
 
@@ -21,8 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deidvid.crop import CROP_SIZE, crop_box, cut_crop
-from deidvid.rppg.skin import skin_mask
+from deidvid.faces.geometry import CROP_SIZE, crop_box, cut_crop
+from deidvid.faces.skin import skin_mask
+from deidvid.shared_data import shared_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -107,45 +108,13 @@ class ClipSample:
 
 
 def extract_clips(video_path: Path, clip_len: int = 64, stride: int = 64) -> list:
-    """Face clips of a video as the pipeline crops them (``deidvid.clips`` when present).
+    """Face clips of a video as the pipeline crops them (``deidvid.train.clips`` when present).
 
     Returns objects with ``frames (T,128,128,3) uint8`` and ``landmarks (T,68,2)``.
     """
-    try:
-        from deidvid.clips import extract_clips as pipeline_extract_clips
-    except ImportError:
-        return _extract_clips_with_pipeline(video_path, clip_len, stride)
+    from deidvid.train.clips import extract_clips as pipeline_extract_clips
+
     return pipeline_extract_clips(video_path, clip_len=clip_len, stride=stride)
-
-
-def _extract_clips_with_pipeline(video_path: Path, clip_len: int, stride: int) -> list[ClipSample]:
-    """Stand-in for ``deidvid.clips``: the pipeline's pass 1 (detect, track), then its crop."""
-    from deidvid.decode import iter_frames, probe
-    from deidvid.pipeline import AnonymiseOptions, StageTimer, analyse
-
-    info = probe(video_path)
-    analysis = analyse(Path(video_path), info, AnonymiseOptions(), StageTimer())
-    crops: dict[int, list[np.ndarray]] = {t.track_id: [] for t in analysis.tracks}
-    points: dict[int, list[np.ndarray]] = {t.track_id: [] for t in analysis.tracks}
-    for frame in iter_frames(video_path, info):
-        for track in analysis.tracks:
-            if track.covers(frame.index):
-                box = crop_box(track.at(frame.index))
-                crops[track.track_id].append(cut_crop(frame.rgb, box))
-                points[track.track_id].append(box.to_crop(track.at(frame.index)))
-    clips = []
-    for track in analysis.tracks:
-        frames, lms = crops[track.track_id], points[track.track_id]
-        for start in range(0, len(frames) - clip_len + 1, stride):
-            clips.append(
-                ClipSample(
-                    np.stack(frames[start : start + clip_len]),
-                    np.stack(lms[start : start + clip_len]).astype(np.float32),
-                    float(info.fps),
-                    Path(video_path).stem,
-                )
-            )
-    return clips
 
 
 def _cache_name(relative: str) -> str:
@@ -156,7 +125,7 @@ def cache_video_clips(
     data_root: Path, relative_paths: Iterable[str], cache_dir: Path, clip_len: int = 64
 ) -> list[Path]:
     """Extract and cache (``.npz``) the clips of each video; cached files are reused."""
-    from deidvid.decode import probe
+    from deidvid.io.decode import probe
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -221,7 +190,7 @@ def face_context(rgb: np.ndarray, landmarks: np.ndarray, size: int = CONTEXT_SIZ
     box = crop_box(landmarks)
     side = int(round(box.side * CONTEXT_MARGIN))
     centre = np.array([box.x0 + box.side / 2, box.y0 + box.side / 2])
-    from deidvid.crop import CropBox
+    from deidvid.faces.geometry import CropBox
 
     context = CropBox(int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), side)
     return cut_crop(rgb, context, size), ((landmarks - [context.x0, context.y0] + 0.5) * size / side - 0.5)
@@ -231,8 +200,8 @@ def prepare_stills(
     image_paths: Sequence[Path], identities: Sequence[str], device: str = "cpu"
 ) -> Stills:
     """Detect, landmark and cut the face context of each still (largest face; grey -> RGB)."""
-    from deidvid.detect import FaceDetector
-    from deidvid.landmarks import LandmarkPredictor, dlib_box_from_detection, to_grey
+    from deidvid.faces.detect import FaceDetector
+    from deidvid.faces.landmarks import LandmarkPredictor, dlib_box_from_detection, to_grey
 
     detector = FaceDetector(device=device)
     predictor = LandmarkPredictor()
@@ -457,7 +426,7 @@ def to_tensors(samples: Sequence[ClipSample], device: "str | object" = "cpu"):  
 
 def default_data_root() -> Path:
     """``../shared/data`` next to the repository."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return shared_data_dir()
 
 
 def assert_disjoint(train: Iterable[str], validation: Iterable[str] = VALIDATION_VIDEOS) -> None:

@@ -100,8 +100,8 @@ def evaluate(
     data_root: Path | None = None, recognisers: tuple[str, ...] = ALL_RECOGNISERS,
 ) -> list[dict[str, Any]]:
     """Anonymise and verify every validation video with every method; see the module docstring."""
-    from deidvid.pipeline import AnonymiseOptions, anonymise_video
-    from deidvid.verify import VerifyOptions, verify_videos
+    from deidvid.anonymise.run import AnonymiseOptions, anonymise_video
+    from deidvid.verify.run import VerifyOptions, verify_videos
 
     root = data_root or D.default_data_root()
     out.mkdir(parents=True, exist_ok=True)

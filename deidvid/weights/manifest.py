@@ -19,13 +19,14 @@ import hashlib
 import importlib.util
 import json
 import os
+from importlib import resources
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from deidvid.errors import WeightsError
 
-REBUILD_HINT = "rebuild it with: python -m deidvid.weights.convert"
+REBUILD_HINT = "rebuild it with: deidvid models convert"
 
 
 def weights_dir() -> Path:
@@ -33,7 +34,8 @@ def weights_dir() -> Path:
     env = os.environ.get("DEIDVID_WEIGHTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "weights"
+    # Package data: found the same way in an editable install, a wheel or a zip-less site-packages.
+    return Path(str(resources.files("deidvid.weights")))
 
 
 def manifest_path() -> Path:

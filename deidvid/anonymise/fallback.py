@@ -1,0 +1,56 @@
+"""Fail closed: cover the last known place of a face that the tracker lost.
+
+A track that ends before the video does (the face was lost mid-video) leaves its
+last face box covered for ``fallback_seconds``, or until another track covers that
+place again. Every such frame is counted in the report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from deidvid.anonymise.paste import paste_replace
+from deidvid.faces.geometry import CropBox, cut_crop
+from deidvid.faces.track import FaceTrack, landmark_box
+from deidvid.methods.blur import gaussian_blur
+
+FALLBACK_BLUR_SIGMA = 12.0  # the blur method's sigma, at the crop's own scale
+
+
+def lost_face_regions(
+    tracks: list[FaceTrack], frame_count: int, hold_frames: int
+) -> dict[int, list[np.ndarray]]:
+    """Frame -> face boxes ``(4,)`` xyxy to cover after a track was lost mid-video."""
+    regions: dict[int, list[np.ndarray]] = defaultdict(list)
+    for track in tracks:
+        if track.end >= frame_count:
+            continue
+        box = landmark_box(track.landmarks[-1])
+        for f in range(track.end, min(track.end + hold_frames, frame_count)):
+            if any(_overlaps(box, landmark_box(o.at(f))) for o in tracks if o.covers(f)):
+                break
+            regions[f].append(box)
+    return dict(regions)
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+
+
+def cover_region(canvas: np.ndarray, rgb: np.ndarray, region: np.ndarray) -> None:
+    """Blur a face box ``(4,)`` of ``rgb`` into ``canvas (H, W, 3) float32`` through a feathered ellipse."""
+    centre = (region[:2] + region[2:]) / 2
+    side = int(round(float(max(region[2:] - region[:2])) * 1.4))
+    box = CropBox(int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), max(side, 4))
+    crop = cut_crop(rgb, box).astype(np.float32) / 255.0
+    blurred = gaussian_blur(crop[None], FALLBACK_BLUR_SIGMA)[0]
+    paste_replace(canvas, box, blurred * 255.0, ellipse_mask(crop.shape[0]))
+
+
+def ellipse_mask(size: int) -> np.ndarray:
+    """A feathered ellipse filling a ``size x size`` square: ``(size, size)`` float."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot((xx - size / 2 + 0.5) / (size * 0.42), (yy - size / 2 + 0.5) / (size * 0.42))
+    return np.clip((1.15 - r) / 0.3, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,178 @@
+"""Anonymise one video: the two passes, wired together.
+
+Pass 1 (``deidvid.faces.find``): decode -> detect -> landmarks -> track; observers
+    (the pulse transplant's recorder) see every original face frame.
+Pass 2 (``render``): decode -> crop -> method (clips) -> pulse transplant -> blend ->
+    paste -> fallback cover -> encode. Frames wait in a queue until every clip covering
+    them has run (at most one clip length), then are written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from deidvid.anonymise.clips import ClipAccumulator, FaceResult
+from deidvid.anonymise.fallback import cover_region, lost_face_regions
+from deidvid.anonymise.models import PipelineModels
+from deidvid.anonymise.options import AnonymiseOptions
+from deidvid.anonymise.paste import paste_face
+from deidvid.anonymise.report import TrackReport, VideoReport
+from deidvid.faces.find import Analysis, Progress, find_faces
+from deidvid.io.decode import Frame, VideoInfo, probe
+from deidvid.io.encode import VideoWriter
+from deidvid.measure.identity_check import IdentityCheck
+from deidvid.methods.base import Method, PasteMode
+from deidvid.timing import StageTimer, timed_frames
+
+
+def render(
+    path: Path,
+    out_path: Path,
+    info: VideoInfo,
+    analysis: Analysis,
+    method: Method,
+    opts: AnonymiseOptions,
+    timer: StageTimer,
+    lost: dict[int, list[np.ndarray]],
+    progress: Progress | None = None,
+    identity_check: IdentityCheck | None = None,
+    pulse: "PulseTransplant | None" = None,  # noqa: F821
+) -> int:
+    """Pass 2: de-identify every tracked face and write the video. Returns frames written.
+
+    ``lost``: frame -> face boxes to cover with the fallback (empty with ``--fallback none``).
+    """
+    clips = ClipAccumulator(analysis.tracks, opts.clip_len, opts.overlap, method.paste_mode is PasteMode.RESIDUAL)
+    started: set[int] = set()
+    pending: deque[Frame] = deque()
+    written = 0
+    with VideoWriter(out_path, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio) as writer:
+
+        def flush(decoded_up_to: int) -> None:
+            nonlocal written
+            while pending and clips.is_final(pending[0].index, decoded_up_to):
+                frame = pending.popleft()
+                with timer("paste"):
+                    rgb = composite(frame, clips.take(frame.index), method, lost.get(frame.index, []))
+                with timer("encode"):
+                    writer.write(frame, rgb)
+                written += 1
+                if progress:
+                    progress("render", written, analysis.frame_count)
+
+        for frame in timed_frames(path, info, timer):
+            with timer("crop"):
+                due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
+            if due:
+                for job, _ in due:
+                    if job.track.track_id not in started:
+                        started.add(job.track.track_id)
+                        method.start_track(job.track)
+                with timer("model"):
+                    # Clips of several faces that end on the same frame share forward passes.
+                    outputs = method.run([clip for _, clip in due])
+                for (job, clip), output in zip(due, outputs):
+                    if pulse is not None:
+                        with timer("pulse"):
+                            output = pulse.apply(clip, output)
+                    if identity_check is not None:
+                        with timer("identity_check"):
+                            identity_check.observe(clip.frames, output, clip.landmarks)
+                    with timer("blend"):
+                        clips.add_output(job, clip, output)
+            pending.append(frame)
+            flush(frame.index)
+        flush(np.iinfo(np.int64).max)
+    return written
+
+
+def composite(frame: Frame, results: list[FaceResult], method: Method, lost: list[np.ndarray]) -> np.ndarray:
+    """Paste every face's result and cover lost faces in one frame; returns ``(H, W, 3)`` uint8."""
+    if not results and not lost:
+        return frame.rgb
+    canvas = frame.rgb.astype(np.float32)
+    for r in results:
+        paste_face(canvas, r.track.at(frame.index), r.box, r.value, method.paste_mode, method.interpolation)
+    for region in lost:
+        cover_region(canvas, frame.rgb, region)
+    method.finish_frame(frame.index, canvas)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def anonymise_video(
+    src: Path,
+    dst: Path,
+    opts: AnonymiseOptions,
+    progress: Progress | None = None,
+    models: PipelineModels | None = None,
+) -> VideoReport:
+    """Anonymise ``src`` into ``dst`` (written atomically) and report what was done.
+
+    ``models`` (built from ``opts``) may be shared by the videos of a batch.
+    """
+    timer = StageTimer()
+    t0 = time.perf_counter()
+    models = models or PipelineModels(opts)
+    info = probe(src)
+    with timer("model"):
+        method = models.method
+    keep_pulse = bool(opts.keep_pulse)  # TODO(pulse): the method's default once the transplant lands
+    pulse = None
+    if keep_pulse:
+        from deidvid.pulse.stage import PulseTransplant
+
+        pulse = PulseTransplant()
+    observers = [o for o in (method.observer(), pulse.observer if pulse else None) if o is not None]
+    analysis = find_faces(
+        src, info, opts.finding, models.detector, models.landmarker, timer, progress, observers
+    )
+    hold = int(round(opts.fallback_seconds * float(info.fps or 25)))
+    lost_all = lost_face_regions(analysis.tracks, analysis.frame_count, hold)
+    lost = lost_all if opts.fallback == "blur" else {}
+    check = None
+    if opts.identity_check and analysis.tracks:
+        with timer("identity_check"):
+            check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
+    written = render(src, dst, info, analysis, method, opts, timer, lost, progress, check, pulse)
+    face_frames = set()
+    for t in analysis.tracks:
+        face_frames.update(range(t.start, t.end))
+    warnings = []
+    if not analysis.tracks:
+        warnings.append("no face found: the output is the input re-encoded")
+    if lost_all:
+        action = "covered by blur" if opts.fallback == "blur" else "LEFT UNTOUCHED (--fallback none)"
+        warnings.append(f"{len(lost_all)} frame(s) had a lost face {action}")
+    if pulse is not None:
+        warnings.extend(pulse.warnings())
+    if check is not None:
+        warnings.extend(check.warnings())
+    timings = {k: round(v, 3) for k, v in timer.seconds.items()}
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    return VideoReport(
+        input=str(src),
+        output=str(dst),
+        method=opts.method,
+        width=info.width,
+        height=info.height,
+        fps=float(info.fps),
+        frames=analysis.frame_count,
+        frames_written=written,
+        faces=len(analysis.tracks),
+        tracks=[TrackReport.of(t, pulse.track_summary(t.track_id) if pulse else None) for t in analysis.tracks],
+        frames_with_faces=len(face_frames | set(lost_all)),
+        face_frames_processed=sum(len(t.landmarks) for t in analysis.tracks),
+        face_frames_interpolated=sum(int((~t.observed).sum()) for t in analysis.tracks),
+        frames_unprocessed=len(lost_all),
+        fallback=opts.fallback,
+        detection_frames=analysis.detection_frames,
+        detections=analysis.detections,
+        identity_check=check.summary() if check is not None else None,
+        keep_pulse=keep_pulse,
+        timings_s=timings,
+        warnings=warnings,
+    )

@@ -1,0 +1,162 @@
+"""Pass 1: find and track every face of a video (anonymise, verify, training clips, tools).
+
+decode -> detect (every N frames) -> 68 landmarks -> track (landmarks follow the face
+between detections). Only landmarks are kept, so memory does not grow with video
+length. Observers (``deidvid.methods.FaceObserver``) see each original face frame as
+it is found, for stages that need the whole track (the pulse transplant).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from deidvid.faces.landmarks import LandmarkPredictor, dlib_box_from_detection, to_grey
+from deidvid.faces.track import FaceTrack, FaceTracker
+from deidvid.io.decode import VideoInfo
+from deidvid.timing import StageTimer, timed_frames
+
+if TYPE_CHECKING:
+    from deidvid.faces.detect import FaceDetector
+    from deidvid.methods.base import FaceObserver
+
+Progress = Callable[[str, int, int], None]  # (stage, frames done, frames total)
+
+
+@dataclass(frozen=True)
+class FaceFinding:
+    """How pass 1 finds and tracks faces (shared by anonymise, verify and training clips)."""
+
+    detect_every: int = 3
+    detector_max_side: int = 640
+    # Lower than RetinaFace's usual 0.6: a missed face leaks, a false one costs a blurred patch.
+    score_threshold: float = 0.5
+    max_gap: int = 15
+
+    def detector(self, device: str = "cpu") -> FaceDetector:
+        """The face detector these settings describe."""
+        from deidvid.faces.detect import FaceDetector
+
+        return FaceDetector(device=device, score_threshold=self.score_threshold, max_side=self.detector_max_side)
+
+
+@dataclass
+class Analysis:
+    """What pass 1 found in a video.
+
+    Attributes:
+        frame_count: frames decoded.
+        tracks: smoothed landmark tracks, ordered by ID.
+        detection_frames: frames the detector ran on.
+        detections: faces the detector returned, summed over those frames.
+        times_s: ``(frame_count,)`` presentation time of every frame.
+    """
+
+    frame_count: int
+    tracks: list[FaceTrack]
+    detection_frames: int
+    detections: int
+    times_s: np.ndarray
+
+
+def find_faces(
+    path: Path,
+    info: VideoInfo,
+    finding: FaceFinding,
+    detector: FaceDetector,
+    landmarker: LandmarkPredictor,
+    timer: StageTimer | None = None,
+    progress: Progress | None = None,
+    observers: Sequence[FaceObserver] = (),
+) -> Analysis:
+    """Pass 1: find and track every face; returns smoothed landmark tracks."""
+    timer = timer or StageTimer()
+    tracker = FaceTracker(max_gap=finding.max_gap)
+    # Frames since the last detection, kept to track new faces backwards:
+    # a face that appears between detections must not pass untouched.
+    recent: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(finding.detect_every - 1, 0))
+    times: list[float] = []
+    detection_frames = detections = 0
+
+    def found(track_id: int, index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
+        for observer in observers:
+            observer.observe(track_id, index, rgb, landmarks)
+
+    for frame in timed_frames(path, info, timer):
+        times.append(frame.time_s)
+        with timer("landmarks"):
+            grey = to_grey(frame.rgb)
+        if frame.index % finding.detect_every == 0:
+            with timer("detect"):
+                faces_found = detector(frame.rgb)
+            detection_frames += 1
+            detections += len(faces_found)
+            with timer("landmarks"):
+                faces = [landmarker(grey, dlib_box_from_detection(d)) for d in faces_found]
+                ids = tracker.update(frame.index, faces)
+            for track_id, lm in zip(ids, faces):
+                with timer("observe"):
+                    found(track_id, frame.index, frame.rgb, lm)
+                if tracker.first_frame(track_id) == frame.index:
+                    with timer("landmarks"):
+                        back = _track_backwards(landmarker, lm, recent)
+                    for index, rgb, marks in back:
+                        tracker.add(track_id, index, marks)
+                        with timer("observe"):
+                            found(track_id, index, rgb, marks)
+        else:
+            for track_id, last in tracker.active(frame.index):
+                if tracker.last_frame(track_id) == frame.index - 1:
+                    with timer("landmarks"):
+                        followed = landmarker.follow(grey, last)
+                    if followed is not None:
+                        tracker.add(track_id, frame.index, followed)
+                        with timer("observe"):
+                            found(track_id, frame.index, frame.rgb, followed)
+        if recent.maxlen:
+            # RGB only when someone observes: the backward tracker itself needs grey.
+            recent.append((frame.index, grey, frame.rgb if observers else grey))
+        if progress:
+            progress("analyse", len(times), info.frame_count)
+    tracks = tracker.finish()
+    times_s = np.asarray(times, dtype=np.float64)
+    with timer("observe"):
+        for observer in observers:
+            observer.finish(tracks, times_s)
+    return Analysis(len(times), tracks, detection_frames, detections, times_s)
+
+
+def _track_backwards(
+    landmarker: LandmarkPredictor, landmarks: np.ndarray, recent: deque[tuple[int, np.ndarray, np.ndarray]]
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Follow a new face into the frames since the last detection: ``(index, rgb, landmarks)``, newest first."""
+    out = []
+    for index, grey, rgb in reversed(recent):
+        followed = landmarker.follow(grey, landmarks)
+        if followed is None:
+            break
+        out.append((index, rgb, followed))
+        landmarks = followed
+    return out
+
+
+def analyse_video(
+    path: Path,
+    finding: FaceFinding | None = None,
+    device: str = "cpu",
+    info: VideoInfo | None = None,
+    timer: StageTimer | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
+    """``find_faces`` with its own detector and landmark model (verify, training clips, tools)."""
+    from deidvid.faces.landmarks import LandmarkPredictor
+    from deidvid.io.decode import probe
+
+    finding = finding or FaceFinding()
+    info = info or probe(path)
+    return find_faces(path, info, finding, finding.detector(device), LandmarkPredictor(), timer, progress)

@@ -1,0 +1,118 @@
+"""Crop geometry: a square, tight box around the facial region, resampled to 128x128.
+
+As in the paper: per frame, a square centred on the bounding box of the skin
+region (the 68 landmarks plus a forehead band above the brows), side = max(w, h),
+no enlargement. Parts of the square outside the frame are filled by replicating
+the border so faces at the edge keep their geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deidvid.faces.skin import BROW_POINTS, forehead_polygon
+
+CROP_SIZE = 128
+
+
+def face_region_points(landmarks: np.ndarray) -> np.ndarray:
+    """The 68 landmarks plus the top of the skin mask's forehead band: ``(78, 2)``."""
+    lifted_brows = forehead_polygon(landmarks)[len(BROW_POINTS) :]
+    return np.concatenate([landmarks, lifted_brows])
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square region of a frame, in integer pixels (may extend past the edges)."""
+
+    x0: int
+    y0: int
+    side: int
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per frame pixel."""
+        return CROP_SIZE / self.side
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """Frame coordinates ``(N, 2)`` -> crop coordinates (pixel centres kept)."""
+        return (points - [self.x0, self.y0] + 0.5) * self.scale - 0.5
+
+
+def crop_box(landmarks: np.ndarray) -> CropBox:
+    """The paper's tight square around the facial region of ``landmarks (68, 2)``."""
+    pts = face_region_points(landmarks)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    side = max(int(round(float(max(hi - lo)))), 4)
+    cx, cy = (lo + hi) / 2
+    return CropBox(int(round(cx - side / 2)), int(round(cy - side / 2)), side)
+
+
+def frame_window(box: CropBox, height: int, width: int) -> tuple[slice, slice, slice, slice] | None:
+    """Overlap of ``box`` with a ``height x width`` frame.
+
+    Returns ``(frame_rows, frame_cols, box_rows, box_cols)`` slices, or None when
+    the box lies entirely outside the frame.
+    """
+    fy0, fx0 = max(box.y0, 0), max(box.x0, 0)
+    fy1, fx1 = min(box.y0 + box.side, height), min(box.x0 + box.side, width)
+    if fy1 <= fy0 or fx1 <= fx0:
+        return None
+    return (
+        slice(fy0, fy1),
+        slice(fx0, fx1),
+        slice(fy0 - box.y0, fy1 - box.y0),
+        slice(fx0 - box.x0, fx1 - box.x0),
+    )
+
+
+def cut_crop(frame: np.ndarray, box: CropBox, size: int = CROP_SIZE) -> np.ndarray:
+    """Cut ``box`` from ``frame (H, W, 3) uint8`` and resample to ``(size, size, 3)`` uint8."""
+    h, w = frame.shape[:2]
+    pad = (
+        max(-box.y0, 0),
+        max(box.y0 + box.side - h, 0),
+        max(-box.x0, 0),
+        max(box.x0 + box.side - w, 0),
+    )
+    region = frame[
+        max(box.y0, 0) : min(box.y0 + box.side, h), max(box.x0, 0) : min(box.x0 + box.side, w)
+    ]
+    if region.size == 0:
+        return np.zeros((size, size, 3), np.uint8)
+    if any(pad):
+        region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
+    # Area averaging when shrinking avoids aliasing; bicubic (the paper's) when enlarging.
+    interp = cv2.INTER_AREA if box.side > size else cv2.INTER_CUBIC
+    return cv2.resize(region, (size, size), interpolation=interp)
+
+
+def face_mask(
+    landmarks: np.ndarray,
+    box: CropBox,
+    size: int = CROP_SIZE,
+    grow: float = 0.08,
+    feather: float = 0.04,
+    edge: int = 4,
+) -> np.ndarray:
+    """Feathered mask of the facial region in crop coordinates: ``(size, size)`` float32.
+
+    The convex hull of the face region points is grown by ``grow`` x size (so the
+    whole face is covered, privacy first) and its edge blurred with a Gaussian of
+    sigma ``feather`` x size, so pasted changes fade out without a seam. The tight
+    crop ends at the chin and the top of the forehead band, so the mask also fades
+    to zero over the crop's outer ``edge`` pixels: a change must never stop at a
+    hard line.
+    """
+    pts = box.to_crop(face_region_points(landmarks))
+    hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))  # 4 fractional bits
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
+    grow_px = max(int(round(grow * size)), 1)
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1,) * 2))
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), feather * size)
+    ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / edge, 0.0, 1.0)
+    return (soft * np.minimum.outer(ramp, ramp)).astype(np.float32)

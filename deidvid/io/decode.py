@@ -1,0 +1,327 @@
+"""Streaming video decoding with PyAV: probe a file, then iterate RGB frames one by one.
+
+Frames come out in display orientation (the container's rotation is applied) as
+C-contiguous ``(H, W, 3)`` uint8 RGB. Memory does not depend on the video's length:
+one decoded frame (plus the decoder's own small look-ahead) is alive at a time.
+
+The YUV -> RGB conversion uses the matrix and range the stream is tagged with
+(BT.601 when untagged) and swscale's accurate-rounding, full-chroma path: the
+default fast path darkens flat colours by 1-2/255, the size of the pulse signal.
+:mod:`deidvid.io.encode` uses the same matrix and range in the other direction, so
+pixels that deidvid does not change come back as they were, up to compression noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from deidvid.errors import BadInputError
+
+# Accurate rounding + full chroma interpolation: exact on flat colours (see module doc).
+RGB_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+# A stream whose decoded frames end this much before its declared end is truncated.
+_TRUNCATION_TOLERANCE_S = 0.5
+_TRUNCATION_TOLERANCE_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What deidvid needs to know about an input video (from :func:`probe`).
+
+    ``width``/``height`` are in display orientation (after rotation).
+    ``frame_count`` is exact for containers with a sample index (mp4/mov: index entries
+    minus the edit list's discarded samples; ``frame_count_indexed``) and otherwise the
+    number of video packets found by demuxing the file once (no decoding), which equals
+    the frame count for every common codec.
+    ``fps`` is the average frame rate (frames / duration for variable frame rate).
+    ``rotation`` is the display-matrix rotation in degrees counter-clockwise, rounded to
+    a multiple of 90 and taken modulo 360 (mirroring display matrices are not supported).
+    ``metadata`` is the container-level metadata.
+    """
+
+    path: Path
+    width: int
+    height: int
+    frame_count: int
+    fps: Fraction
+    time_base: Fraction
+    duration_s: float
+    rotation: int
+    has_audio: bool
+    codec: str
+    metadata: dict[str, str]
+    # Details the reader and writer need; defaults describe a plain BT.601 stream.
+    stream_index: int = 0
+    start_s: float = 0.0  # presentation time of the first frame
+    declared_duration_s: float | None = None  # the container's own figure for the video stream
+    frame_count_indexed: bool = False  # frame_count read from a sample index, not by demuxing
+    pix_fmt: str = "yuv420p"
+    colorspace: int = 2  # AVColorSpace (2 = unspecified)
+    color_range: int = 0  # AVColorRange (0 = unspecified, 1 = limited, 2 = full)
+    color_primaries: int = 2  # AVColorPrimaries (2 = unspecified)
+    color_trc: int = 2  # AVColorTransferCharacteristic (2 = unspecified)
+    audio_codecs: tuple[str, ...] = ()
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """(width, height) of the frames as stored, before rotation."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    ``pts`` is in ``VideoInfo.time_base`` units (None when the container has none);
+    ``time_s`` is the presentation time in seconds on the stream's own timeline
+    (usually 0 for the first frame; ``VideoInfo.start_s`` otherwise).
+    ``rgb`` is (H, W, 3) uint8, C-contiguous, display orientation.
+    """
+
+    index: int
+    pts: int | None
+    time_s: float
+    rgb: np.ndarray
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for reading; every failure becomes a one-line BadInputError."""
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder, not a video file")
+    try:
+        if path.stat().st_size == 0:
+            raise BadInputError(f"{path}: is an empty file")
+        return av.open(str(path), "r")
+    except PermissionError:
+        raise BadInputError(f"{path}: permission denied") from None
+    except av.error.FFmpegError as err:
+        raise BadInputError(f"{path}: not a video file, or its header is damaged ({_reason(err)})") from None
+
+
+def _reason(err: BaseException) -> str:
+    """A short reason without the path FFmpeg repeats in its messages."""
+    message = getattr(err, "strerror", None) or str(err)
+    return str(message).split(":")[0].strip().rstrip(".") or type(err).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    """The first real video stream (cover art in audio files does not count)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise BadInputError(f"{path}: contains no video stream")
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    # FFmpeg reads single images through its image2 / "<codec>_pipe" demuxers.
+    name = container.format.name
+    return name == "image2" or name.endswith("_pipe")
+
+
+def _normalise_rotation(degrees: float) -> int:
+    return int(90 * round(degrees / 90)) % 360
+
+
+def _frame_count(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, bool]:
+    """(count, from_index): exact from a complete sample index (mp4/mov), else by
+    demuxing the file once (no decoding), which only sees the data that is there."""
+    entries = stream.index_entries
+    if stream.frames > 0 and len(entries) == stream.frames:
+        return sum(1 for entry in entries if not entry.is_discard), True
+    count = 0
+    with open_input(path) as container:
+        for packet in container.demux(container.streams[stream.index]):
+            if packet.size and not packet.is_discard:
+                count += 1
+    return count, False
+
+
+def _declared_duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
+    """The video stream's duration as the container states it, or None."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = {k.upper(): v for k, v in stream.metadata.items()}.get("DURATION")  # Matroska
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+    return None
+
+
+def _frame_rate(
+    path: Path, stream: av.video.stream.VideoStream, frame_count: int, duration: float | None
+) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and rate > 0:
+            return Fraction(rate)
+    if duration and frame_count:
+        return Fraction(frame_count / duration).limit_denominator(1001)
+    raise BadInputError(f"{path}: cannot determine the frame rate")
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's properties; decodes the first frame to check that it decodes.
+
+    Raises:
+        BadInputError: missing file, not a video, no video stream, unreadable or
+            corrupt header, no decodable frame.
+    """
+    path = Path(path)
+    container = open_input(path)
+    try:
+        if _is_still_image(container):
+            raise BadInputError(f"{path}: is a still image, not a video")
+        stream = _video_stream(container, path)
+        first = _first_frame(container, stream, path)
+        rotation = _normalise_rotation(first.rotation)
+        frame_count, indexed = _frame_count(path, stream)
+        declared = _declared_duration(container, stream)
+        fps = _frame_rate(path, stream, frame_count, declared)
+        time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+        if declared is not None:
+            duration = declared
+        elif container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = frame_count / float(fps)
+        width, height = first.width, first.height
+        if rotation % 180:
+            width, height = height, width
+        audio = [s for s in container.streams.audio]
+        return VideoInfo(
+            path=path,
+            width=width,
+            height=height,
+            frame_count=frame_count,
+            fps=fps,
+            time_base=time_base,
+            duration_s=float(duration),
+            rotation=rotation,
+            has_audio=bool(audio),
+            codec=stream.codec_context.name,
+            metadata=dict(container.metadata),
+            stream_index=stream.index,
+            start_s=float(first.time) if first.pts is not None else 0.0,
+            declared_duration_s=declared,
+            frame_count_indexed=indexed,
+            pix_fmt=first.format.name,
+            colorspace=int(first.colorspace),
+            color_range=int(first.color_range),
+            color_primaries=int(first.color_primaries),
+            color_trc=int(first.color_trc),
+            audio_codecs=tuple(s.codec_context.name for s in audio),
+        )
+    except av.error.FFmpegError as err:
+        raise BadInputError(f"{path}: unreadable video ({_reason(err)})") from None
+    finally:
+        container.close()
+
+
+def _first_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path
+) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as err:
+        raise BadInputError(
+            f"{path}: corrupt video, the first frame does not decode ({_reason(err)})"
+        ) from None
+    raise BadInputError(f"{path}: the video stream has no decodable frames")
+
+
+def to_rgb(frame: av.VideoFrame, rotation: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """Decoded frame -> (H,W,3) uint8 C-contiguous RGB in display orientation.
+
+    Pass the same ``reformatter`` for every frame of a video: it caches swscale's set-up.
+    """
+    reformatter = reformatter or VideoReformatter()
+    rgb = reformatter.reformat(frame, format="rgb24", interpolation=RGB_INTERPOLATION).to_ndarray()
+    if rotation:
+        rgb = np.rot90(rgb, k=rotation // 90)  # rotation is counter-clockwise, as np.rot90
+    return np.ascontiguousarray(rgb)  # PyAV may return row-padded views (dlib needs contiguous)
+
+
+def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Frame]:
+    """Decode ``path`` frame by frame (multi-threaded decoder), in presentation order.
+
+    Memory does not grow with the video's length. Data that FFmpeg cannot decode, or a
+    stream that ends early (fewer frames than the mp4/mov index lists, or frames ending
+    well before the declared duration elsewhere: a truncated file) raises a one-line
+    :class:`BadInputError` after the frames that did decode were yielded. Glitches FFmpeg
+    can conceal are decoded as FFmpeg does (no error). A truncated file whose container
+    declares no duration (e.g. an unfinished live .mkv) reads as a shorter video.
+    """
+    path = Path(path)
+    info = info or probe(path)
+    container = open_input(path)
+    index = 0
+    last_time = None
+    try:
+        stream = container.streams[info.stream_index]
+        stream.thread_type = "AUTO"
+        reformatter = VideoReformatter()
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as err:
+                raise BadInputError(
+                    f"{path}: corrupt video data after frame {index} ({_reason(err)})"
+                ) from None
+            if frame.pts is not None:
+                time_s = float(frame.pts * info.time_base)
+            else:
+                time_s = info.start_s + index / float(info.fps)
+            last_time = time_s
+            rgb = to_rgb(frame, info.rotation, reformatter)
+            yield Frame(index=index, pts=frame.pts, time_s=time_s, rgb=rgb)
+            index += 1
+    finally:
+        container.close()
+    _check_complete(path, info, index, last_time)
+
+
+def _check_complete(path: Path, info: VideoInfo, decoded: int, last_time: float | None) -> None:
+    """Raise if the stream ended early (a truncated file, or data the demuxer skipped).
+
+    With a sample index (mp4/mov) the decoded count must reach the indexed count. Without
+    one, the only evidence is the duration the container declares; a long last frame
+    could look like a shortfall, hence the generous tolerance.
+    """
+    if info.frame_count_indexed:
+        missing = info.frame_count - decoded
+        if missing > max(_TRUNCATION_TOLERANCE_FRAMES, math.ceil(0.01 * info.frame_count)):
+            raise BadInputError(
+                f"{path}: truncated or corrupt video, decoded {decoded} of {info.frame_count} frames"
+            )
+        return
+    if info.declared_duration_s and last_time is not None:
+        frame_s = 1 / float(info.fps)
+        decoded_s = last_time + frame_s - info.start_s
+        tolerance = max(
+            _TRUNCATION_TOLERANCE_S, _TRUNCATION_TOLERANCE_FRAMES * frame_s, 0.02 * info.declared_duration_s
+        )
+        if info.declared_duration_s - decoded_s > tolerance:
+            raise BadInputError(
+                f"{path}: truncated or corrupt video, frames end at {decoded_s:.2f} s "
+                f"of a declared {info.declared_duration_s:.2f} s"
+            )

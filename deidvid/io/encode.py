@@ -1,0 +1,323 @@
+"""Streaming H.264 video writing with PyAV, atomically, keeping the source's timing and audio.
+
+What the output keeps from the source (:class:`~deidvid.io.decode.VideoInfo`):
+
+- every frame's presentation timestamp, in the source's time base (variable frame rate
+  included). Matroska stores timestamps in milliseconds, so an .mkv output rounds
+  finer source timestamps to 1 ms; .mp4/.mov keep them exactly.
+- the rotation: frames are written in the source's stored orientation with the same
+  display-matrix rotation (PyAV >= 18 ``set_display_rotation``). With an older PyAV
+  the frames are written already rotated, without rotation metadata (same picture).
+- the colour matrix, range and tags, so unchanged pixels come back as they were.
+- container metadata (custom keys too, via ``use_metadata_tags`` in .mp4/.mov).
+- every audio stream, packets copied unchanged (no re-encode), interleaved by time.
+  An audio codec the output container cannot hold is a one-line :class:`UsageError`.
+  Subtitle, data and attachment streams are not copied.
+
+Encoding: libx264, CRF 16 by default (``crf``), yuv420p; odd frame sizes, which 4:2:0
+cannot represent, use yuv444p at the exact size (High 4:4:4 profile: not every player
+supports it). ``lossless=True`` uses libx264rgb at QP 0: the RGB frames are stored
+bit-exactly. Lossless YUV (yuv444p, QP 0) is not used because the RGB -> YUV -> RGB
+conversion in 8 bits alone changes pixels by up to 2/255, as large as the pulse signal.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.error
+import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from deidvid.io.decode import Frame, VideoInfo, open_input
+from deidvid.errors import BadInputError, DeidvidError, UsageError
+
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+# Bicubic chroma downsampling with accurate rounding: the smallest RGB round-trip error
+# of swscale's options for 4:2:0 (about 49 dB, mean bias < 0.05/255 on a face frame).
+_YUV_INTERPOLATION = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+
+# PyAV >= 18 can write a display matrix (rotation metadata).
+CAN_WRITE_ROTATION = hasattr(av.video.stream.VideoStream, "set_display_rotation")
+
+# Container metadata the muxer writes itself.
+_MUXER_OWNED_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# Where a recording was made identifies people too: never copy location tags
+# (QuickTime ``location``/``com.apple.quicktime.location.ISO6709``, ``©xyz``, GPS keys).
+_PRIVATE_KEY_PARTS = ("location", "gps", "xyz")
+
+
+def copied_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Container metadata to carry over: all but muxer-owned and location keys."""
+    return {
+        k: v
+        for k, v in metadata.items()
+        if k.lower() not in _MUXER_OWNED_KEYS and not any(p in k.lower() for p in _PRIVATE_KEY_PARTS)
+    }
+
+# AVColorSpace -> swscale colour matrix name (unspecified: swscale's default, BT.601,
+# which is also what the decoder used for untagged input).
+_SWS_COLORSPACE = {
+    1: "itu709", 4: "fcc", 5: "itu601", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"
+}
+
+
+def _output_colorspace(info: VideoInfo) -> int:
+    """The YUV matrix tag to write: the source's, or unspecified (BT.601) for RGB sources
+    and matrices swscale cannot produce."""
+    return info.colorspace if info.colorspace in _SWS_COLORSPACE else 2
+
+
+def check_output_path(out_path: Path, input_path: Path | None = None) -> str:
+    """Validate an output path; returns the PyAV container format name.
+
+    Raises:
+        BadInputError: the output is the input file, or its folder does not exist.
+        UsageError: unsupported suffix.
+    """
+    out_format = CONTAINER_FORMATS.get(out_path.suffix.lower())
+    if out_format is None:
+        supported = ", ".join(sorted(CONTAINER_FORMATS))
+        raise UsageError(f"{out_path}: unsupported output type {out_path.suffix!r} (use {supported})")
+    if input_path is not None and _same_file(out_path, input_path):
+        raise BadInputError(f"{out_path}: the output would overwrite the input; choose another path")
+    if not out_path.parent.is_dir():
+        raise BadInputError(f"{out_path}: output folder {out_path.parent} does not exist")
+    return out_format
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _suffixes_holding(stream: av.stream.Stream) -> list[str]:
+    """Output suffixes whose container accepts ``stream``'s codec as is."""
+    suffixes = []
+    for suffix in (".mp4", ".mov", ".mkv"):
+        with av.open(os.devnull, "w", format=CONTAINER_FORMATS[suffix]) as probe_container:
+            try:
+                probe_container.add_stream_from_template(stream)
+                suffixes.append(suffix)
+            except ValueError:
+                pass
+    return suffixes
+
+
+class VideoWriter:
+    """Writes frames to ``out_path`` through a hidden temp file in the same folder.
+
+    Use as a context manager: on a clean exit the file is finalised and renamed to
+    ``out_path`` atomically; on any exception (KeyboardInterrupt included) the temp file
+    is deleted and ``out_path`` is left untouched.
+
+    Args:
+        out_path: .mp4, .m4v, .mov or .mkv; must not be the input; its folder must exist.
+        info: the source video (timing, rotation, colour, audio, metadata come from it).
+        crf: x264 constant rate factor, 0..51 (lower is better); ignored when lossless.
+        lossless: libx264rgb at QP 0, bit-exact RGB.
+        copy_audio: copy the source's audio streams (unchanged packets); False drops them.
+        preset: x264 speed preset.
+    """
+
+    def __init__(
+        self,
+        out_path: Path,
+        info: VideoInfo,
+        *,
+        crf: int = 16,
+        lossless: bool = False,
+        copy_audio: bool = True,
+        preset: str = "medium",
+    ) -> None:
+        out_path = Path(out_path)
+        out_format = check_output_path(out_path, info.path)
+        if not 0 <= crf <= 51:
+            raise UsageError(f"crf must be between 0 and 51, got {crf}")
+        if preset not in PRESETS:
+            raise UsageError(f"unknown x264 preset {preset!r} (use one of {', '.join(PRESETS)})")
+        self.out_path = out_path
+        self.info = info
+        self.frames_written = 0
+        self._temp_path = out_path.parent / f".{out_path.name}.{secrets.token_hex(4)}.part"
+        self._last_pts: int | None = None
+        self._audio_reader: av.container.InputContainer | None = None
+        self._audio_packets = None
+        self._pending_audio: av.Packet | None = None
+        self._closed = False
+        self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
+        options = {"movflags": "use_metadata_tags"} if out_format in ("mp4", "mov") else {}
+        try:
+            self._container = av.open(str(self._temp_path), "w", format=out_format, options=options)
+        except (OSError, av.error.FFmpegError) as err:
+            raise BadInputError(f"{out_path}: cannot write here ({err})") from None
+        try:
+            # Without PyAV's display-matrix writer, store the frames already rotated.
+            self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
+            self._video = self._add_video_stream(crf, lossless, preset)
+            self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
+            self._container.metadata.update(copied_metadata(info.metadata))
+            self._container.start_encoding()  # writes the header: fail now, not after encoding
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- set-up -------------------------------------------------------------------------
+    def _add_video_stream(self, crf: int, lossless: bool, preset: str) -> av.video.stream.VideoStream:
+        info = self.info
+        width, height = (info.width, info.height) if self._rotate_pixels else info.stored_size
+        if lossless:
+            codec, pix_fmt, options = "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
+        else:
+            odd = width % 2 or height % 2
+            codec, pix_fmt = "libx264", "yuv444p" if odd else "yuv420p"
+            options = {"crf": str(crf), "preset": preset}
+        stream = self._container.add_stream(codec, rate=info.fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.time_base = info.time_base
+        stream.time_base = info.time_base
+        if not lossless:
+            context = stream.codec_context
+            context.color_range = 2 if info.color_range == 2 else 1
+            context.colorspace = _output_colorspace(info)
+            context.color_primaries = info.color_primaries
+            context.color_trc = info.color_trc
+        if info.rotation and not self._rotate_pixels:
+            stream.set_display_rotation(info.rotation)
+        self._pix_fmt = pix_fmt
+        return stream
+
+    def _add_audio_streams(self) -> dict[int, av.stream.Stream]:
+        """Output audio streams keyed by input stream index; opens the audio reader."""
+        reader = open_input(self.info.path)
+        self._audio_reader = reader
+        mapping = {}
+        for in_stream in reader.streams.audio:
+            try:
+                mapping[in_stream.index] = self._container.add_stream_from_template(in_stream)
+            except ValueError:
+                others = [s for s in _suffixes_holding(in_stream) if s != self.out_path.suffix.lower()]
+                instead = f"write {' or '.join(others)} instead, or " if others else ""
+                raise UsageError(
+                    f"{self.info.path}: its audio codec '{in_stream.codec_context.name}' cannot be "
+                    f"stored in {self.out_path.suffix}; {instead}drop the audio (--no-audio)"
+                ) from None
+        self._audio_packets = reader.demux(*reader.streams.audio)
+        return mapping
+
+    # -- writing ------------------------------------------------------------------------
+    def write(self, frame: Frame, rgb: np.ndarray) -> None:
+        """Encode ``rgb`` ((H,W,3) uint8, display orientation) at ``frame``'s timestamp."""
+        info = self.info
+        if rgb.shape != (info.height, info.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected ({info.height}, {info.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        if info.rotation and not self._rotate_pixels:
+            rgb = np.rot90(rgb, k=-(info.rotation // 90))  # back to the stored orientation
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if self._pix_fmt != "rgb24":
+            video_frame = self._reformatter.reformat(
+                video_frame,
+                format=self._pix_fmt,
+                dst_colorspace=_SWS_COLORSPACE.get(_output_colorspace(info)),
+                dst_color_range=2 if info.color_range == 2 else 1,
+                interpolation=_YUV_INTERPOLATION,
+            )
+        video_frame.pts = self._next_pts(frame)
+        video_frame.time_base = info.time_base
+        try:
+            self._container.mux(self._video.encode(video_frame))
+        except av.error.FFmpegError as err:
+            raise DeidvidError(f"{self.out_path}: encoding failed at frame {frame.index} ({err})") from None
+        self.frames_written += 1
+        self._copy_audio_until(float(video_frame.pts * info.time_base))
+
+    def _next_pts(self, frame: Frame) -> int:
+        """The source pts; made strictly increasing, as the encoder requires."""
+        pts = frame.pts if frame.pts is not None else round(Fraction(frame.time_s) / self.info.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+    def _copy_audio_until(self, time_s: float | None) -> None:
+        """Mux source audio packets up to ``time_s`` (all remaining ones when None)."""
+        if self._audio_packets is None:
+            return
+        try:
+            while True:
+                packet = self._pending_audio or next(self._audio_packets, None)
+                self._pending_audio = None
+                if packet is None:
+                    self._audio_packets = None
+                    return
+                if packet.dts is None and packet.pts is None:
+                    continue  # demuxer's end-of-stream marker
+                stamp = packet.dts if packet.dts is not None else packet.pts
+                if time_s is not None and float(stamp * packet.time_base) > time_s:
+                    self._pending_audio = packet
+                    return
+                packet.stream = self._audio_out[packet.stream_index]
+                self._container.mux(packet)
+        except av.error.FFmpegError as err:
+            raise BadInputError(f"{self.info.path}: corrupt audio data ({err})") from None
+
+    # -- finishing ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush, finalise and atomically move the file to ``out_path``."""
+        if self._closed:
+            return
+        try:
+            if self.frames_written == 0:
+                raise DeidvidError(f"{self.out_path}: no frames were written")
+            try:
+                self._container.mux(self._video.encode(None))
+            except av.error.FFmpegError as err:
+                raise DeidvidError(f"{self.out_path}: encoding failed ({err})") from None
+            self._copy_audio_until(None)
+            self._container.close()
+            self._close_reader()
+            os.replace(self._temp_path, self.out_path)
+            self._closed = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Close everything and delete the temp file; ``out_path`` is not touched."""
+        self._closed = True
+        for closer in (self._container.close, self._close_reader):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - cleaning up after another error
+                pass
+        self._temp_path.unlink(missing_ok=True)
+
+    def _close_reader(self) -> None:
+        if self._audio_reader is not None:
+            self._audio_reader.close()
+            self._audio_reader = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,1 @@
+"""Measurements usable alone: identity (match rates with the bundled recognisers), image quality."""

@@ -1,0 +1,60 @@
+"""De-identification methods behind one contract (``base.Method``), and their registry.
+
+A new method: one module here with a ``Method`` subclass, and one entry in ``_BUILDERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deidvid.methods.base import CropClip, FaceObserver, Method, PasteMode
+
+# name -> bundled autoencoder weights (manifest names)
+AUTOENCODERS = {"ae": "ae_residual", "ae-paper": "ae_paper"}
+
+
+def _blur(device: str, strength: float | None) -> Method:  # noqa: ARG001
+    from deidvid.methods.blur import GaussianBlur
+
+    return GaussianBlur()
+
+
+def _pixelate(device: str, strength: float | None) -> Method:  # noqa: ARG001
+    from deidvid.methods.pixelate import Pixelate
+
+    return Pixelate()
+
+
+def _autoencoder(name: str) -> Callable[[str, float | None], Method]:
+    def build(device: str, strength: float | None) -> Method:
+        from deidvid.methods.autoencoder import AutoencoderMethod
+
+        return AutoencoderMethod(AUTOENCODERS[name], device=device, strength=strength, name=name)
+
+    return build
+
+
+# Builders import lazily: a blur run never imports the autoencoder's torch model.
+_BUILDERS: dict[str, Callable[[str, float | None], Method]] = {
+    "ae": _autoencoder("ae"),
+    "ae-paper": _autoencoder("ae-paper"),
+    "blur": _blur,
+    "pixelate": _pixelate,
+}
+METHODS = tuple(sorted(_BUILDERS))
+
+
+def build_method(name: str, device: str = "cpu", strength: float | None = None) -> Method:
+    """The method called ``name`` (see ``METHODS``) on ``device``.
+
+    ``strength``: the residual autoencoder's perturbation RMS in [0, 1] units (None: as
+    trained); a ValueError for any other method.
+    """
+    if strength is not None and name != "ae":
+        raise ValueError(f"a strength applies to the residual autoencoder (--method ae) only, not '{name}'")
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown method '{name}'; choose from {', '.join(METHODS)}")
+    return _BUILDERS[name](device, strength)
+
+
+__all__ = ["AUTOENCODERS", "METHODS", "CropClip", "FaceObserver", "Method", "PasteMode", "build_method"]

@@ -1,0 +1,98 @@
+"""The method contract: what a de-identification method is to the pipeline.
+
+A method turns 128x128 face clips into de-identified clips. It says how its output
+is pasted back (``PasteMode``), may keep state per face track (``start_track`` is
+called before a track's first clip, so a method can keep one choice per person for
+the whole track), may watch every original face frame in pass 1 (``observer``), and
+may touch each full frame after paste (``finish_frame``). Adding a method means one
+module in this package and one line in the registry (``deidvid.methods``).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from deidvid.faces.track import FaceTrack
+
+
+class PasteMode(enum.Enum):
+    """How the pipeline puts a method's output back into the frame (``deidvid.anonymise.paste``)."""
+
+    RESIDUAL = "residual"  # add (output - input): full-resolution detail survives (the autoencoder)
+    REPLACE = "replace"  # blend the output over the face: detail is removed at every scale (blur)
+
+
+@dataclass(frozen=True)
+class CropClip:
+    """Consecutive 128x128 crops of one face track, as a method receives them.
+
+    Attributes:
+        frames: ``(T, S, S, 3)`` float32 RGB in [0, 1].
+        landmarks: ``(T, 68, 2)`` float dlib landmarks in crop pixels (None only outside
+            the pipeline: a method then uses its own canonical face layout).
+        track_id: the face track the clip belongs to.
+        start: index of the clip's first frame in the video.
+        times_s: ``(T,)`` presentation times in seconds.
+    """
+
+    frames: np.ndarray
+    landmarks: np.ndarray | None
+    track_id: int
+    start: int
+    times_s: np.ndarray
+
+
+class FaceObserver(Protocol):
+    """Sees every original face frame of every track during pass 1.
+
+    ``observe`` is called whenever a track gets landmarks in a frame (frames may
+    arrive out of order when a new face is tracked backwards); ``finish`` once,
+    with the final tracks and every frame's time, after pass 1.
+    """
+
+    def observe(self, track_id: int, frame_index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None: ...
+
+    def finish(self, tracks: list[FaceTrack], times_s: np.ndarray) -> None: ...
+
+
+class Method(ABC):
+    """A de-identification method (see the module docstring).
+
+    Class attributes:
+        name: the ``--method`` name.
+        paste_mode: how the output is pasted back.
+        interpolation: cv2 flag for resizing the output to the face's size.
+        replaces_pixels: True when the output no longer carries the original's skin
+            colour, so the pulse transplant is on by default.
+    """
+
+    name: str = ""
+    paste_mode: PasteMode = PasteMode.REPLACE
+    interpolation: int = cv2.INTER_LINEAR
+    replaces_pixels: bool = True
+
+    def observer(self) -> FaceObserver | None:
+        """A pass-1 observer, or None when the method needs none."""
+        return None
+
+    def start_track(self, track: FaceTrack) -> None:  # noqa: B027 - optional hook
+        """Called before the first clip of ``track``."""
+
+    @abstractmethod
+    def run(self, clips: Sequence[CropClip]) -> list[np.ndarray]:
+        """De-identify clips (possibly of several tracks); one ``(T, S, S, 3)`` float32 each."""
+
+    def finish_frame(self, frame_index: int, canvas: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """Called with each full frame ``(H, W, 3)`` float32 (0..255) after paste, before encode."""
+
+    def __call__(self, frames: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """One clip without track context: ``(T, S, S, 3)`` -> ``(T, S, S, 3)`` (tests, tools, training)."""
+        return self.run([CropClip(frames, landmarks, -1, 0, np.arange(len(frames), dtype=np.float64))])[0]

@@ -1,0 +1,38 @@
+"""Wall time per pipeline stage (reported in every anonymise and verify report)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deidvid.io.decode import Frame, VideoInfo, iter_frames
+
+
+@dataclass
+class StageTimer:
+    """Wall time spent per pipeline stage, in seconds."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - t0
+
+
+def timed_frames(path: Path, info: VideoInfo, timer: StageTimer) -> Iterator[Frame]:
+    """``iter_frames`` with the decoding time booked to the 'decode' stage."""
+    frames = iter_frames(path, info)
+    while True:
+        with timer("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame

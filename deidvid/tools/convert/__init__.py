@@ -1,0 +1,1 @@
+"""Converters: registry package -> ``deidvid/weights/*.safetensors`` + manifest entry (``deidvid models convert``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from deidvid.tools.convert.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""``deidvid verify``: compare a de-identified video with its original (pulse, identity, quality)."""

@@ -1,0 +1,240 @@
+"""``deidvid.verify.run``: pulse, identity and quality of a de-identified video vs its original."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import av
+import numpy as np
+import pytest
+
+from deidvid.errors import BadInputError
+from deidvid.testing.synthetic_pulse import PBV_SIGNATURE, SKIN_RGB, pulse_waveform
+from deidvid.testing.synthetic_video import make_face_video, make_pattern_video
+from deidvid.verify.run import (
+    VerifyOptions,
+    VerifyReport,
+    equal_error_rate,
+    gate_failures,
+    pulse_section,
+    report_tables,
+    verify_videos,
+)
+
+FPS = 30
+N_FRAMES = 150
+SIZE = (320, 240)
+FAST = VerifyOptions(windows_s=(2.5,), identity_stride=15, ssim_stride=15, detect_stride=15)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Detector and recognisers on 1 thread: on a shared 2-core machine, torch's
+    default thread pool made the detector 50x slower here."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("verify") / "face.mp4"
+    return make_face_video(path, n_frames=N_FRAMES, size=SIZE, fps=FPS, audio=False)
+
+
+@pytest.fixture(scope="module")
+def self_report(face_video) -> VerifyReport:
+    return verify_videos(face_video, face_video, FAST)
+
+
+def _rewrite(src, dst, transform, n_frames=None, size=None):
+    """Re-encode ``src`` near-losslessly with ``transform(rgb, index) -> rgb``."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        width, height = size or SIZE
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        stream.options = {"qp": "0"}
+        for index, frame in enumerate(inp.decode(video=0)):
+            if n_frames is not None and index >= n_frames:
+                break
+            rgb = transform(np.ascontiguousarray(frame.to_ndarray(format="rgb24")), index)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode())
+    return dst
+
+
+def test_same_video_is_perfect(self_report):
+    report = self_report.to_dict()
+    summary = report["summary"]
+    assert summary["hr_mae_bpm"] == 0.0
+    assert summary["pearson"] == pytest.approx(1.0)
+    assert summary["match_rate"] == 1.0
+    assert summary["psnr_db"] is None  # infinite PSNR is null in JSON
+    assert self_report.summary["psnr_db"] == math.inf
+    assert summary["ssim"] == pytest.approx(1.0)
+    face = report["faces"][0]
+    for name, identity in face["identity"].items():
+        assert identity["mean_distance"] == 0.0, name
+        if identity["threshold"] is not None:
+            assert identity["match_rate"] == 1.0
+    assert face["detection"]["rate_original"] == face["detection"]["rate_deidentified"] == 1.0
+    for method in ("pos", "chrom", "green"):
+        entry = face["pulse"]["methods"][method]
+        assert entry["hr_original_bpm"] == entry["hr_deidentified_bpm"]
+        assert set(entry["windows"]) == {"2.5", "whole"}
+    json.dumps(report, allow_nan=False)  # strict JSON
+    assert report["settings"]["band_hz"] == [0.75, 2.5]
+    assert report["settings"]["versions"]["numpy"] == np.__version__
+
+
+def test_gates(self_report):
+    assert gate_failures(self_report, max_hr_mae=1.0, min_pearson=0.9) == []
+    failures = gate_failures(self_report, max_match_rate=0.05, min_psnr=30.0)
+    assert len(failures) == 1 and "match rate" in failures[0]
+    tables = report_tables(self_report)
+    assert len(tables) == 3
+
+
+def test_noisy_copy_keeps_pulse_and_identity(face_video, tmp_path):
+    rng = np.random.default_rng(0)
+    pattern = rng.integers(-3, 4, size=(SIZE[1], SIZE[0], 3))
+    noisy = _rewrite(
+        face_video, tmp_path / "noisy.mp4",
+        lambda rgb, i: np.clip(rgb.astype(int) + pattern, 0, 255).astype(np.uint8),
+    )
+    report = verify_videos(face_video, noisy, FAST)
+    summary = report.summary
+    assert 35.0 < summary["psnr_db"] < 50.0
+    assert summary["ssim"] < 1.0
+    assert summary["match_rate"] == 1.0
+    assert summary["pearson"] > 0.9
+    assert summary["hr_mae_bpm"] < 5.0
+
+
+@pytest.mark.slow
+def test_destroyed_pulse_is_reported(face_video, tmp_path):
+    """The skin of a frozen first frame carries no pulse: Pearson r collapses."""
+    first = {}
+
+    def freeze(rgb, index):
+        first.setdefault("frame", rgb)
+        noise = np.random.default_rng(index).integers(-1, 2, size=rgb.shape)
+        return np.clip(first["frame"].astype(int) + noise, 0, 255).astype(np.uint8)
+
+    frozen = _rewrite(face_video, tmp_path / "frozen.mp4", freeze)
+    report = verify_videos(face_video, frozen, FAST)
+    assert report.summary["pearson"] < 0.5
+    assert gate_failures(report, min_pearson=0.9)
+
+
+def test_mismatched_inputs(face_video, tmp_path):
+    shorter = _rewrite(face_video, tmp_path / "short.mp4", lambda rgb, i: rgb, n_frames=100)
+    with pytest.raises(BadInputError, match="frame counts differ"):
+        verify_videos(face_video, shorter, FAST)
+    import cv2
+
+    smaller = _rewrite(
+        face_video, tmp_path / "small.mp4", lambda rgb, i: cv2.resize(rgb, (160, 120)),
+        size=(160, 120),
+    )
+    with pytest.raises(BadInputError, match="sizes differ"):
+        verify_videos(face_video, smaller, FAST)
+
+
+def test_no_face_is_an_error(tmp_path):
+    pattern = make_pattern_video(tmp_path / "pattern.mp4", n_frames=60)
+    with pytest.raises(BadInputError, match="no face"):
+        verify_videos(pattern, pattern, FAST)
+
+
+def test_ppg_ground_truth_is_compared(face_video, tmp_path):
+    times = np.arange(0, N_FRAMES / FPS + 1, 0.01)
+    csv = tmp_path / "ppg.csv"
+    rows = (f"{t:.3f},{np.sin(2 * np.pi * 1.2 * t):.6f}" for t in times)
+    csv.write_text("time,ppg\n" + "\n".join(rows))
+    options = VerifyOptions(
+        methods=("pos",), windows_s=(), identity_stride=50, ssim_stride=50, detect_stride=50,
+        recognisers=("faceapi_resnet",), ppg=csv,
+    )
+    report = verify_videos(face_video, face_video, options)
+    ppg = report.faces[0]["pulse"]["methods"]["pos"]["ppg"]
+    for label in ("original", "deidentified"):
+        window = ppg[label]["whole"]["windows"][0]
+        assert window["hr_reference_bpm"] == pytest.approx(72.0, abs=3.6)  # 1.2 Hz PPG
+    same = [w["hr_test_bpm"] for w in ppg["original"]["whole"]["windows"]]
+    assert same == [w["hr_test_bpm"] for w in ppg["deidentified"]["whole"]["windows"]]
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+def _traces(bpm, seconds=20.0, fs=30.0, seed=0, times=None):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs if times is None else times
+    rgb = SKIN_RGB * (1 + 0.01 * pulse_waveform(t, bpm)[:, None] * PBV_SIGNATURE)
+    return rgb + rng.normal(0, 0.2, rgb.shape), t
+
+
+def test_pulse_section_identical_and_ppg():
+    rgb, t = _traces(80)
+    ppg = pulse_waveform(t, 80)
+    ppg[-30:] = np.nan  # recording ends 1 s early
+    section = pulse_section(rgb, rgb.copy(), t, VerifyOptions(windows_s=(10.0,)), ppg)
+    assert not section["resampled"] and section["frames"] == t.size - 30
+    pos = section["methods"]["pos"]
+    assert pos["windows"]["10"]["summary"]["hr_mae"] == 0.0
+    assert abs(pos["hr_original_bpm"] - 80) < 2
+    ppg_windows = pos["ppg"]["original"]["10"]["windows"]
+    assert all(abs(w["hr_reference_bpm"] - 80) < 4 for w in ppg_windows)
+
+
+def test_pulse_section_resamples_vfr():
+    rng = np.random.default_rng(1)
+    times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.02, 0.05, 700))])
+    rgb, _ = _traces(96, times=times, seed=1)
+    section = pulse_section(rgb, rgb.copy(), times, VerifyOptions(windows_s=(10.0,)))
+    assert section["resampled"]
+    assert abs(section["methods"]["pos"]["hr_original_bpm"] - 96) < 2
+
+
+def test_equal_error_rate():
+    rng = np.random.default_rng(0)
+    genuine, impostor = rng.normal(0.4, 0.1, 2000), rng.normal(0.8, 0.1, 2000)
+    # Two unit-variance-scaled normals 4 sigma apart cross at 2 sigma: EER = Phi(-2).
+    assert equal_error_rate(genuine, impostor) == pytest.approx(0.0228, abs=0.006)
+    assert equal_error_rate(np.array([0.1, 0.2]), np.array([0.5, 0.6])) == 0.0
+    assert equal_error_rate(impostor, genuine) > 0.9
+
+
+@pytest.mark.slow
+def test_gallery_top1_and_eer(face_video, shared_data, tmp_path):
+    """Gallery: the astronaut (frames of the video) among three LFW people."""
+    import cv2
+
+    gallery = tmp_path / "gallery"
+    (gallery / "astronaut").mkdir(parents=True)
+    with av.open(str(face_video)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in (0, 60, 120):
+                rgb = frame.to_ndarray(format="rgb24")
+                cv2.imwrite(str(gallery / "astronaut" / f"{index}.png"), rgb[:, :, ::-1])
+    lfw = shared_data / "images" / "lfw"
+    people = sorted(p for p in lfw.iterdir() if len(list(p.glob("*.jpg"))) >= 3)[:3]
+    for person in people:
+        (gallery / person.name).mkdir()
+        for image in sorted(person.glob("*.jpg"))[:3]:
+            (gallery / person.name / image.name).write_bytes(image.read_bytes())
+    options = VerifyOptions(
+        methods=("pos",), windows_s=(), identity_stride=10, ssim_stride=50, detect_stride=50,
+        recognisers=("faceapi_resnet",), gallery=gallery,
+    )
+    report = verify_videos(face_video, face_video, options).to_dict()
+    assert report["gallery"]["identities"] == sorted(["astronaut", *[p.name for p in people]])
+    scores = report["gallery"]["tracks"]["0"]["faceapi_resnet"]
+    assert scores["identity"] == "astronaut"
+    assert scores["top1_original"] == scores["top1_deidentified"] == 1.0
+    assert scores["eer_original"] == scores["eer_deidentified"] < 0.2
