@@ -120,7 +120,7 @@ def anonymise_video(
     info = probe(src)
     with timer("model"):
         method = models.method
-    keep_pulse = bool(opts.keep_pulse)  # TODO(pulse): the method's default once the transplant lands
+    keep_pulse = method.replaces_pixels if opts.keep_pulse is None else opts.keep_pulse
     pulse = None
     if keep_pulse:
         from deidvid.pulse.stage import PulseTransplant

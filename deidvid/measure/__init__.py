@@ -1,1 +1,2 @@
-"""Measurements usable alone: identity (match rates with the bundled recognisers), image quality."""
+"""Measurements usable alone, each on arrays: identity (the one match-rate scorer), image
+quality, detection rate, closed-set gallery identification, pulse preservation."""

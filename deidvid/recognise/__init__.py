@@ -16,6 +16,12 @@ Usage::
     rec = load_recogniser("A", device="cpu")
     emb = rec.embed(frames_rgb01, landmarks68)     # (B, 128), differentiable
     same = rec.distance(emb, reference) < rec.threshold
+
+Same-person thresholds live here only: the manifest's calibrated one
+(``deidvid models calibrate``), else the registry's published operating point
+(:data:`DLIB_THRESHOLD` for A). Match rates over many face pairs (verify, the
+anonymise identity check, training validation) are counted by
+:class:`deidvid.measure.identity.IdentityScorer` at these thresholds.
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ def _load_mobileface(device: str | torch.device) -> nn.Module:
     return load_mobileface(device)
 
 
+# dlib's published same-person distance for its ResNet (recogniser A): the one declaration of 0.6.
+DLIB_THRESHOLD = 0.6
+
+
 @dataclass(frozen=True)
 class RecogniserSpec:
     """Static facts about one bundled recogniser."""
@@ -82,7 +92,7 @@ RECOGNISERS: dict[str, RecogniserSpec] = {
         dim=128,
         chip_size=150,
         evaluation_only=False,
-        standard_threshold=0.6,
+        standard_threshold=DLIB_THRESHOLD,
         load_network=_load_resnet,
         make_chips=_dlib_chips,
     ),
@@ -148,16 +158,25 @@ class Recogniser(nn.Module):
         return self.spec.evaluation_only
 
     @property
+    def calibrated_threshold(self) -> float | None:
+        """:attr:`threshold`, or None when there is none (a recogniser that reports distances only)."""
+        value = self.calibration.get("threshold", self.spec.standard_threshold)
+        return None if value is None else float(value)
+
+    @property
     def threshold(self) -> float:
         """Euclidean distance below which two faces count as the same person: the LFW-
-        calibrated operating point from the manifest (dlib's standard 0.6 for A)."""
-        value = self.calibration.get("threshold", self.spec.standard_threshold)
+        calibrated operating point from the manifest (dlib's standard 0.6 for A).
+
+        Raises :class:`deidvid.errors.WeightsError` when there is none.
+        """
+        value = self.calibrated_threshold
         if value is None:
             raise WeightsError(
                 f"recogniser '{self.name}' has no calibrated threshold in the manifest; "
                 "run: python -m deidvid.tools.calibrate"
             )
-        return float(value)
+        return value
 
     def chips(self, images_rgb01: Tensor, landmarks: Tensor) -> Tensor:
         """Aligned chips ``(B, 3, S, S)`` from ``(B, 3, H, W)`` frames and ``(B, 68, 2)``
@@ -183,9 +202,6 @@ class Recogniser(nn.Module):
         """Euclidean distance between embeddings ``(..., D)`` -> ``(...)``."""
         return torch.linalg.vector_norm(a - b, dim=-1)
 
-    def same_person(self, a: Tensor, b: Tensor) -> Tensor:
-        return self.distance(a, b) < self.threshold
-
 
 def load_recogniser(name: str, device: str | torch.device = "cpu") -> Recogniser:
     """Load recogniser ``name`` ("faceapi_resnet"/"A"/"dlib", "mobilefacenet"/"B" or
@@ -201,4 +217,4 @@ def load_recogniser(name: str, device: str | torch.device = "cpu") -> Recogniser
     return Recogniser(spec, network, calibration).to(device)
 
 
-__all__ = ["ALIASES", "ALL_RECOGNISERS", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]
+__all__ = ["ALIASES", "ALL_RECOGNISERS", "DLIB_THRESHOLD", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]

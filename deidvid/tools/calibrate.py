@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from deidvid.recognise import ALL_RECOGNISERS
-from deidvid.shared_data import shared_data_dir
 
-DEFAULT_LFW = shared_data_dir() / "images" / "lfw"
+from deidvid.measure.gallery import equal_error_rate
+from deidvid.recognise import ALL_RECOGNISERS
+from deidvid.tools.lfw import DEFAULT_LFW, load_rgb
+
 FAR_TARGET = 1e-3
 
 
@@ -75,16 +76,6 @@ def threshold_at_far(impostor_distances: np.ndarray, far: float = FAR_TARGET) ->
     d = np.sort(impostor_distances)
     allowed = int(np.floor(far * len(d)))  # impostors that may fall below the threshold
     return float(d[allowed]) if allowed < len(d) else float(d[-1]) + 1e-6
-
-
-def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> float:
-    """EER: the error rate where false accepts and false rejects are equal (interpolated)."""
-    thresholds = np.unique(np.concatenate([genuine, impostor]))
-    g, i = np.sort(genuine), np.sort(impostor)
-    frr = 1.0 - np.searchsorted(g, thresholds, side="left") / len(g)
-    far = np.searchsorted(i, thresholds, side="left") / len(i)
-    k = int(np.argmin(np.abs(far - frr)))
-    return float((far[k] + frr[k]) / 2)
 
 
 # ----------------------------------------------------------------------------- pairs
@@ -137,15 +128,6 @@ def make_pairs(people: dict[str, list[Path]], n_pairs: int = 3000, seed: int = 0
 
 
 # ----------------------------------------------------------------------------- faces
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise OSError(f"cannot read {path}")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def dlib_landmarks(paths: list[Path], cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deidvid.tools.calibrate import DEFAULT_LFW, load_rgb
+from deidvid.tools.lfw import DEFAULT_LFW, load_rgb
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ Usage::
     python -m deidvid.tools.ubfc_table [--data ../shared/data/ubfc] [--window 10 30]
         [--subjects 3 4 ...] [--cache DIR] [--json FILE]
 
-For every ``subjectN/vid.mp4`` + ``ground_truth.txt``: decode with PyAV, find the face
-with dlib's HOG detector every ``--detect-every`` frames (on a half-size frame), fit
-dlib's 68 landmarks on every frame (box: the last detection), smooth them with a
-centred 5-frame moving average, take the mean RGB over the skin region
+For every ``subjectN/vid.mp4`` + ``ground_truth.txt``: find and track the face with the
+product's pass 1 (``deidvid.faces.find``: RetinaFace every ``--detect-every`` frames,
+dlib 68 landmarks, 5-frame smoothing), decode with the product's decoder
+(``deidvid.io.decode``), take the mean RGB over the skin region
 (:mod:`deidvid.faces.skin`), then run each rPPG method and compare its HR with the
 finger PPG's HR (same detrend / band-pass / periodogram pipeline) per
 non-overlapping window. The contact PPG is aligned to frames by index (UBFC stores
@@ -26,7 +26,6 @@ import argparse
 import json
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +35,11 @@ from deidvid.rppg.compare import PulseSettings, compare_pulses
 from deidvid.rppg.ground_truth import ppg_at_frames, read_ubfc_ground_truth
 from deidvid.rppg.methods import RPPG_METHODS
 from deidvid.rppg.signals import fill_gaps, masked_mean_rgb, nominal_rate
+from deidvid.faces.find import FaceFinding, analyse_video
 from deidvid.faces.skin import skin_region
+from deidvid.io.decode import iter_frames, probe
 from deidvid.shared_data import shared_data_dir
 
-SMOOTH_WIDTH = 5  # centred moving average of landmarks, as the paper's preprocessing
 DEFAULT_DATA = shared_data_dir() / "ubfc"
 
 
@@ -53,110 +53,35 @@ class FaceTrace:
     seconds: float  # wall time it took
 
 
-class DlibFaceFollower:
-    """dlib HOG detection every ``detect_every`` frames + 68 landmarks on every frame."""
+def extract_trace(video: Path, detect_every: int = 3) -> FaceTrace:
+    """Per-frame mean skin RGB of ``video``'s longest face track, through the product's own path.
 
-    def __init__(self, detect_every: int = 10, detect_scale: float = 0.5) -> None:
-        import dlib
-
-        from deidvid.weights import package_file
-
-        self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(package_file("dlib_landmarks68")))
-        self.detect_every = detect_every
-        self.detect_scale = detect_scale
-        self._box: tuple[int, int, int, int] | None = None
-
-    def _detect(self, grey: np.ndarray) -> None:
-        import cv2
-
-        small = cv2.resize(grey, None, fx=self.detect_scale, fy=self.detect_scale,
-                           interpolation=cv2.INTER_AREA)
-        boxes, scores, _ = self._detector.run(np.ascontiguousarray(small), 0)
-        if not boxes:  # small faces: retry at full size
-            boxes, scores, _ = self._detector.run(grey, 0)
-            scale = 1.0
-        else:
-            scale = 1.0 / self.detect_scale
-        if boxes:
-            best = boxes[int(np.argmax(scores))]
-            corners = (best.left(), best.top(), best.right(), best.bottom())
-            self._box = tuple(int(round(v * scale)) for v in corners)
-
-    def __call__(self, index: int, grey: np.ndarray) -> np.ndarray | None:
-        """Landmarks ``(68, 2)`` for frame ``index`` (``grey`` contiguous uint8), or None."""
-        if index % self.detect_every == 0 or self._box is None:
-            self._detect(grey)
-        if self._box is None:
-            return None
-        shape = self._predictor(grey, self._dlib.rectangle(*self._box))
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-
-
-def extract_trace(
-    video: Path, detect_every: int = 10, max_frames: int | None = None
-) -> FaceTrace:
-    """Decode ``video`` and return its per-frame mean skin RGB (single pass).
-
-    ``max_frames`` stops after that many frames (quick checks).
+    Pass 1 is ``deidvid.faces.find`` (RetinaFace every ``detect_every`` frames, dlib 68
+    landmarks, tracker, 5-frame smoothing), and frames come from ``deidvid.io.decode``
+    (the stream's own colour matrix, accurate rounding), exactly as ``anonymise`` and
+    ``verify`` see them.
     """
-    import av
-    import cv2
-
     start_time = time.perf_counter()
-    follower = DlibFaceFollower(detect_every)
-    raw_landmarks: list[np.ndarray | None] = []
-    pending: deque[tuple[int, np.ndarray]] = deque()  # frames waiting for later landmarks
-    rgb_rows: list[np.ndarray] = []
-    smoothed_rows: list[np.ndarray] = []
-    times: list[float] = []
-    half = SMOOTH_WIDTH // 2
-
-    def smoothed(index: int) -> np.ndarray | None:
-        nearby = raw_landmarks[max(0, index - half) : index + half + 1]
-        window = [lm for lm in nearby if lm is not None]
-        if raw_landmarks[index] is None or not window:
-            return None
-        return np.mean(window, axis=0)
-
-    def flush(index: int, frame: np.ndarray) -> None:
-        landmarks = smoothed(index)
-        if landmarks is None:
-            rgb_rows.append(np.full(3, np.nan))
-            smoothed_rows.append(np.full((68, 2), np.nan))
-            return
-        rgb_rows.append(masked_mean_rgb(frame, skin_region(landmarks, frame.shape[:2])))
-        smoothed_rows.append(landmarks)
-
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for index, decoded in enumerate(container.decode(stream)):
-            if max_frames is not None and index >= max_frames:
-                break
-            frame = np.ascontiguousarray(decoded.to_ndarray(format="rgb24"))
-            times.append(float(decoded.time) if decoded.time is not None else np.nan)
-            grey = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
-            raw_landmarks.append(follower(index, grey))
-            pending.append((index, frame))
-            if len(pending) > half:  # its landmark window is complete
-                flush(*pending.popleft())
-    while pending:
-        flush(*pending.popleft())
-    return FaceTrace(
-        rgb=np.array(rgb_rows),
-        times=np.array(times),
-        landmarks=np.array(smoothed_rows),
-        seconds=time.perf_counter() - start_time,
-    )
+    info = probe(video)
+    analysis = analyse_video(video, FaceFinding(detect_every=detect_every), info=info)
+    n = analysis.frame_count
+    rgb = np.full((n, 3), np.nan)
+    landmarks = np.full((n, 68, 2), np.nan)
+    if analysis.tracks:
+        track = max(analysis.tracks, key=lambda t: len(t.landmarks))
+        for frame in iter_frames(video, info):
+            if track.covers(frame.index):
+                marks = track.at(frame.index)
+                rgb[frame.index] = masked_mean_rgb(frame.rgb, skin_region(marks, frame.rgb.shape[:2]))
+                landmarks[frame.index] = marks
+    return FaceTrace(rgb=rgb, times=analysis.times_s, landmarks=landmarks, seconds=time.perf_counter() - start_time)
 
 
 def load_or_extract(video: Path, cache: Path | None, detect_every: int) -> FaceTrace:
     """:func:`extract_trace`, cached as ``.npz`` keyed by the video's path and size."""
     if cache is None:
         return extract_trace(video, detect_every)
-    key = f"{video.parent.name}_{video.stem}_{video.stat().st_size}_d{detect_every}.npz"
+    key = f"{video.parent.name}_{video.stem}_{video.stat().st_size}_find_d{detect_every}.npz"
     path = cache / key
     if path.exists():
         data = np.load(path)
@@ -256,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="window lengths in s; 'whole' for the whole video")
     parser.add_argument("--methods", nargs="*", default=["pos", "chrom", "green"])
     parser.add_argument("--band", nargs=2, type=float, default=[0.75, 2.5], metavar=("LO", "HI"))
-    parser.add_argument("--detect-every", type=int, default=10)
+    parser.add_argument("--detect-every", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=None, help="folder for cached RGB traces")
     parser.add_argument("--match-bpm", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=None, help="write every number here")

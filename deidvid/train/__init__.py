@@ -2,8 +2,5 @@
 
 ``python -m deidvid.train --arch residual --steps N --out runs/x`` trains (and
 resumes); ``python -m deidvid.train export --run runs/x`` bundles the weights.
+The package itself imports nothing, so ``deidvid.train.data`` and friends load alone.
 """
-
-from deidvid.train.cli import main
-
-__all__ = ["main"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deidvid.faces.geometry import CROP_SIZE, crop_box, cut_crop
+from deidvid.faces.geometry import crop_box, cut_crop
 from deidvid.faces.skin import skin_mask
 from deidvid.shared_data import shared_data_dir
 

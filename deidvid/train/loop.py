@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from deidvid.measure.identity import IdentityScorer
 from deidvid.model.autoencoder import build_model, count_parameters, model_config
+from deidvid.recognise import DLIB_THRESHOLD, Recogniser
 from deidvid.train import data as D
 from deidvid.train.losses import (
-    VERIFICATION_THRESHOLD,
     IdentityEmbedder,
     closed_set_identity_loss,
     embedding_distance,
@@ -67,7 +68,9 @@ class TrainConfig:
     reg_lambda: float = 0.1
     id_loss: str = "open"  # "open" (hinge on distance) or "closed" (paper's CE + regulariser)
     recognisers: str = "A"  # comma-separated training recognisers (never B: evaluation only)
-    threshold: float = VERIFICATION_THRESHOLD  # recogniser A's; others use their calibrated ones
+    # The identity hinge's threshold for recogniser A (others use their calibrated ones). Validation
+    # counts matches at each recogniser's own threshold (the registry's), as verify does.
+    threshold: float = DLIB_THRESHOLD
     margin: float = 0.2  # hinge beyond the threshold, in A's units (scaled to each recogniser's threshold)
     rppg_method: str = "chrom"
     jitter: float = 1.0  # landmark noise (px) for the output's chip
@@ -208,8 +211,9 @@ RECOGNISER_TAGS = {"faceapi_resnet": "a", "mobileface": "c"}
 
 @dataclass
 class TrainingRecogniser:
-    embedder: IdentityEmbedder
-    threshold: float  # same-person distance (A: dlib's 0.6; others: LFW-calibrated)
+    recogniser: Recogniser  # what validation scores with
+    embedder: IdentityEmbedder  # its network on crops, with landmark jitter: what the loss sees
+    threshold: float  # the loss's same-person distance (A: ``cfg.threshold``; others: calibrated)
 
 
 def training_recognisers(cfg: TrainConfig, device: torch.device) -> dict[str, TrainingRecogniser]:
@@ -226,7 +230,8 @@ def training_recognisers(cfg: TrainConfig, device: torch.device) -> dict[str, Tr
         if recogniser.evaluation_only:
             raise ValueError(f"recogniser '{alias}' is evaluation only: never train against it")
         threshold = cfg.threshold if name == "faceapi_resnet" else recogniser.threshold
-        chosen[name] = TrainingRecogniser(IdentityEmbedder(recogniser.network, recogniser.spec.make_chips), threshold)
+        embedder = IdentityEmbedder(recogniser.network, recogniser.spec.make_chips)
+        chosen[name] = TrainingRecogniser(recogniser, embedder, threshold)
     if not chosen:
         raise ValueError("--recognisers names no recogniser")
     return chosen
@@ -292,7 +297,8 @@ class Trainer:
         skin_free = getattr(self.model.config, "project_skin_mean", False)
         self.frames_mode = bool(self.model.per_frame and (skin_free or cfg.gamma <= 0))
         self.galleries = self._galleries() if cfg.id_loss == "closed" else {}
-        self._val_reference: dict[tuple[str, int], torch.Tensor] = {}
+        # (recogniser, validation clip) -> (K, D) embeddings of the input frames: fixed, so made once.
+        self._val_reference: dict[tuple[str, int], np.ndarray] = {}
 
     # -- identity -------------------------------------------------------------------
 
@@ -391,14 +397,14 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        """Recogniser-A match rate (same frame, distance < threshold), PSNR/SSIM of the
-        uint8 output, POS rPPG Pearson, per validation video and as means."""
+        """Per validation video and as means: each training recogniser's match rate and mean
+        distance (same frame, the verify measure: :class:`deidvid.measure.identity.IdentityScorer`),
+        PSNR/SSIM of the uint8 output, POS rPPG Pearson."""
         self.model.eval()
         per_video: dict[str, dict[str, float]] = {}
+        scorer = IdentityScorer({rec_name: rec.recogniser for rec_name, rec in self.embedders.items()})
         clip_id = 0
         for name, clips in self.data.validation.items():
-            matches: dict[str, list] = {}
-            distances: dict[str, list] = {}
             sq_err, ssims, pearsons, count = 0.0, [], [], 0
             for sample in clips:
                 clip, landmarks, skin, fps = D.to_tensors([sample], self.device)
@@ -418,10 +424,9 @@ class Trainer:
                 for rec_name, rec in self.embedders.items():
                     key = (rec_name, clip_id)
                     if key not in self._val_reference:
-                        self._val_reference[key] = rec.embedder(frames_in, lm)
-                    dist = embedding_distance(rec.embedder(frames_out, lm), self._val_reference[key])
-                    distances.setdefault(rec_name, []).extend(dist.tolist())
-                    matches.setdefault(rec_name, []).extend((dist < rec.threshold).tolist())
+                        self._val_reference[key] = rec.recogniser.embed(frames_in, lm).cpu().numpy()
+                    embedded_out = rec.recogniser.embed(frames_out, lm).cpu().numpy()
+                    scorer.add_embeddings(rec_name, self._val_reference[key], embedded_out, [name] * len(every))
                 rate = float(fps[0])
                 ref = rppg_signal(clip, skin, rate, "pos")
                 got = rppg_signal(out, skin, rate, "pos")
@@ -432,10 +437,10 @@ class Trainer:
                 clip_id += 1
             mse = sq_err / max(count, 1)
             per_video[name] = {"clips": len(clips)}
-            for rec_name in self.embedders:
+            for rec_name, scores in scorer.summary(name).items():
                 tag = RECOGNISER_TAGS.get(rec_name, rec_name)
-                per_video[name][f"match_rate_{tag}"] = float(np.mean(matches[rec_name]))
-                per_video[name][f"distance_{tag}"] = float(np.mean(distances[rec_name]))
+                per_video[name][f"match_rate_{tag}"] = _number(scores["match_rate"])
+                per_video[name][f"distance_{tag}"] = _number(scores["mean_distance"])
             per_video[name] |= {
                 "psnr": 10 * math.log10(255.0**2 / mse) if mse > 0 else float("inf"),
                 "ssim": float(np.mean(ssims)),
@@ -506,6 +511,11 @@ class Trainer:
         self._append("val.jsonl", result)
         log.info("validation step %d: %s", self.step, json.dumps(result["mean"]))
         return result
+
+
+def _number(value: float | None) -> float:
+    """A validation number: NaN for one that could not be measured (``np.nanmean`` skips it)."""
+    return float("nan") if value is None else float(value)
 
 
 def hardware_description(device: torch.device) -> str:

@@ -20,10 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deidvid.recognise import DLIB_THRESHOLD
 from deidvid.recognise.align import extract_dlib_chip
-from deidvid.rppg.torch_methods import chrom_torch, masked_mean_rgb_torch, pearson_torch, pos_torch
+from deidvid.rppg.torch_methods import (
+    chrom_torch,
+    masked_mean_rgb_torch,
+    pearson_torch,
+    pos_torch,
+)
 
-VERIFICATION_THRESHOLD = 0.6  # dlib's same-person distance
 SSIM_WINDOW = 11
 
 
@@ -55,7 +60,7 @@ def embedding_distance(a: Tensor, b: Tensor) -> Tensor:
 def open_set_identity_loss(
     embedding_out: Tensor,
     embedding_in: Tensor,
-    threshold: float = VERIFICATION_THRESHOLD,
+    threshold: float = DLIB_THRESHOLD,
     margin: float = 0.2,
 ) -> Tensor:
     """``mean(relu(threshold + margin - ||e_out - e_in||))``; zero once every frame is

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deidvid.methods import CropClip, Method, PasteMode, build_method
+from deidvid.methods import Method, PasteMode, build_method
 from deidvid.methods.blur import GaussianBlur
 from deidvid.methods.pixelate import Pixelate
 from deidvid.anonymise.clips import crossfade_weights, plan_clips

@@ -206,7 +206,6 @@ def test_anonymiser_interface(tmp_path, monkeypatch, astronaut_landmarks):
 
 @pytest.mark.parametrize("strength", [2.0 / 255.0, 8.0 / 255.0])
 def test_anonymiser_strength_sets_the_perturbation_rms(tmp_path, monkeypatch, strength):
-    from deidvid.methods import CropClip, PasteMode
     from deidvid.methods.autoencoder import AutoencoderMethod
 
     _bundle(tmp_path, monkeypatch, _residual_with_large_output())
@@ -219,7 +218,6 @@ def test_anonymiser_strength_sets_the_perturbation_rms(tmp_path, monkeypatch, st
 
 def test_anonymiser_strength_is_validated(tmp_path, monkeypatch):
     from deidvid.methods import build_method
-    from deidvid.methods import CropClip, PasteMode
     from deidvid.methods.autoencoder import AutoencoderMethod
 
     _bundle(tmp_path, monkeypatch, _residual_with_large_output())

@@ -187,7 +187,7 @@ def _smoke_args(out, steps):
 def test_two_step_training_with_resume_is_deterministic(tmp_path):
     from safetensors.torch import load_file
 
-    from deidvid.train import main
+    from deidvid.train.cli import main
 
     assert main(_smoke_args(tmp_path / "a", 1)) == 0
     state = json.loads((tmp_path / "a" / "state.json").read_text())
@@ -208,7 +208,7 @@ def test_two_step_training_with_resume_is_deterministic(tmp_path):
 
 def test_export_writes_weights_and_manifest_entry(tmp_path, monkeypatch):
     from deidvid.model.autoencoder import load_model
-    from deidvid.train import main
+    from deidvid.train.cli import main
     from deidvid.weights.manifest import manifest_entry, sha256_file
 
     assert main(_smoke_args(tmp_path / "run", 1)) == 0
@@ -228,7 +228,7 @@ def test_export_writes_weights_and_manifest_entry(tmp_path, monkeypatch):
 
 def test_skin_projection_ablation_trains_frames_only_and_is_recorded(tmp_path):
     """``--no-skin-projection --gamma 0``: the paper's "without L_rppg" ablation."""
-    from deidvid.train import main
+    from deidvid.train.cli import main
     from deidvid.train.loop import TrainConfig, Trainer
 
     args = _smoke_args(tmp_path / "abl", 1) + ["--no-skin-projection", "--gamma", "0"]
@@ -251,7 +251,7 @@ def test_training_recognisers_refuse_the_evaluation_only_one():
 
 
 def test_closed_set_training_step_runs_and_logs_identity(tmp_path):
-    from deidvid.train import main
+    from deidvid.train.cli import main
 
     assert main(_smoke_args(tmp_path / "closed", 1) + ["--id-loss", "closed", "--reg-lambda", "0"]) == 0
     logged = json.loads((tmp_path / "closed" / "log.jsonl").read_text().splitlines()[-1])
@@ -296,3 +296,24 @@ def test_random_blur_keeps_flat_frames_and_smooths_edges():
     edge[..., 8:] = 1.0
     blurred = random_blur(edge, rng)
     assert 0.0 < float(blurred[0, 0, 0, 7]) < 0.5 < float(blurred[0, 0, 0, 8]) < 1.0
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # rppg_r_pos: no pulse in an 8-frame synthetic clip
+def test_validation_counts_matches_at_the_recognisers_threshold(tmp_path):
+    """Validation scores with the verify measure (``IdentityScorer``): a model that returns its
+    input is matched on every frame, at recogniser A's own threshold whatever the hinge's."""
+    from deidvid.recognise import load_recogniser
+    from deidvid.train.loop import TrainConfig, Trainer
+
+    class Passthrough(torch.nn.Module):
+        per_frame = True
+
+        def forward(self, clip, skin):
+            return clip
+
+    # threshold 0: the loss's hinge; a match rate counted at it would be 0 (no distance is < 0)
+    trainer = Trainer(TrainConfig(synthetic=True, out=str(tmp_path / "v"), threshold=0.0, clip_len=8, val_id_frames=4))
+    trainer.model = Passthrough()
+    video = trainer.validate()["videos"]["synthetic"]
+    assert video["match_rate_a"] == 1.0
+    assert 0.0 <= video["distance_a"] < 0.1 * load_recogniser("A").threshold  # only uint8 rounding differs

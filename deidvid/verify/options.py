@@ -1,0 +1,71 @@
+"""Settings of one ``deidvid verify`` run (every field is recorded in the report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deidvid.faces.find import FaceFinding
+from deidvid.recognise import ALL_RECOGNISERS
+from deidvid.rppg.compare import PulseSettings
+from deidvid.rppg.hr import DEFAULT_BAND_HZ
+from deidvid.rppg.methods import RPPG_METHODS
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Settings of one verification (all of them are recorded in the report).
+
+    Attributes:
+        methods: rPPG methods; the first is the primary one (summary, HR gate).
+        windows_s: HR window lengths (s); the first is primary (none: whole track).
+        band_hz: pulse band (Hz).
+        recognisers: recogniser names (or aliases) for the identity scores.
+        identity_stride: embed every n-th frame of each face track.
+        ssim_stride: SSIM on every n-th frame (PSNR on all).
+        detect_stride: run the face detector on every n-th frame.
+        ppg: contact PPG file (UBFC ``ground_truth.txt`` or CSV), compared with the longest track.
+        gallery: folder ``DIR/<identity>/*.jpg`` for closed-set identification.
+        finding: how faces are found in the original (as ``deidvid anonymise``).
+        macc_max_lag_s: largest lag (s) of the maximum-amplitude cross-correlation.
+        batch_size: face pairs per recogniser forward pass.
+    """
+
+    methods: tuple[str, ...] = ("pos", "chrom", "green")
+    windows_s: tuple[float, ...] = (10.0, 30.0)
+    band_hz: tuple[float, float] = DEFAULT_BAND_HZ
+    recognisers: tuple[str, ...] = ALL_RECOGNISERS
+    identity_stride: int = 5
+    ssim_stride: int = 5
+    detect_stride: int = 10
+    device: str = "cpu"
+    ppg: Path | None = None
+    gallery: Path | None = None
+    # Face finding in the original (as ``deidvid anonymise``).
+    finding: FaceFinding = field(default_factory=FaceFinding)
+    macc_max_lag_s: float = 0.25
+    batch_size: int = 8
+
+    @property
+    def primary_method(self) -> str:
+        """The method the summary and the HR gate use (the first one)."""
+        return self.methods[0]
+
+    @property
+    def primary_window(self) -> float | None:
+        """The window the summary and the HR gate use (the first; None = whole track)."""
+        return self.windows_s[0] if self.windows_s else None
+
+    @property
+    def pulse_settings(self) -> PulseSettings:
+        """The comparison settings of :func:`deidvid.measure.pulse.compare_track_pulse`."""
+        return PulseSettings(band_hz=tuple(self.band_hz), macc_max_lag_s=self.macc_max_lag_s)  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        """Raise ValueError for an unknown rPPG method or a stride / batch size below 1."""
+        unknown = [m for m in self.methods if m not in RPPG_METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"rPPG methods must be among {sorted(RPPG_METHODS)}, got {unknown}")
+        for name in ("identity_stride", "ssim_stride", "detect_stride", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")

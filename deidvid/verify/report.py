@@ -1,0 +1,214 @@
+"""What ``deidvid verify`` reports: the report's shape, its JSON, its summary and gates.
+
+The JSON (:meth:`VerifyReport.to_dict`) carries ``schema_version``
+(:data:`SCHEMA_VERSION`; raised when a key is renamed or its meaning changes), then
+``original``, ``deidentified``, ``video``, ``settings``, ``quality``, ``faces`` (one
+entry per face track), ``gallery``, ``summary``, ``warnings`` and ``timings_s``.
+PSNR of identical frames is infinite; JSON has no infinity, so it and any other
+undefined number are written ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from deidvid.measure.detection import DetectionScores
+    from deidvid.measure.identity import IdentityScores
+    from deidvid.verify.options import VerifyOptions
+
+SCHEMA_VERSION = 1
+
+
+class VideoSection(TypedDict):
+    width: int
+    height: int
+    fps: float
+    frames: int
+    variable_frame_rate: bool
+    face_tracks: int
+
+
+class FaceSection(TypedDict):
+    """One face track: where it is, its pulse comparison (None: too short), identity, detection."""
+
+    track_id: int
+    start_frame: int
+    frames: int
+    interpolated_frames: int
+    pulse: dict[str, Any] | None  # deidvid.measure.pulse.compare_track_pulse
+    identity: dict[str, IdentityScores]  # by recogniser
+    detection: DetectionScores
+
+
+class Summary(TypedDict):
+    """Worst case over face tracks of the gated numbers (see :func:`summarise`)."""
+
+    method: str
+    window_s: float | None
+    hr_mae_bpm: float | None
+    pearson: float | None
+    match_rate: float | None
+    detection_rate_deidentified: float | None
+    psnr_db: float
+    ssim: float
+    face_psnr_db: float
+    face_ssim: float
+
+
+@dataclass
+class VerifyReport:
+    """Everything ``verify`` measured. :meth:`to_dict` is the JSON report.
+
+    Attributes:
+        quality: ``{"frame" | "face": QualityAccumulator.summary()}``.
+        gallery: ``deidvid.measure.gallery.gallery_scores`` (None without a gallery).
+        timings_s: wall time per stage and ``total`` (s).
+    """
+
+    original: str
+    deidentified: str
+    video: VideoSection
+    settings: dict[str, Any]
+    quality: dict[str, dict[str, float | int]]
+    faces: list[FaceSection]
+    gallery: dict[str, Any] | None
+    summary: Summary
+    warnings: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``schema_version`` first; NaN/inf become None, numpy scalars Python numbers."""
+        return {"schema_version": SCHEMA_VERSION, **json_safe(asdict(self))}
+
+
+def json_safe(value: Any) -> Any:
+    """Recursively make ``value`` JSON-serialisable (non-finite floats -> None)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def report_settings(options: VerifyOptions, thresholds: dict[str, float | None], detection_min_iou: float) -> dict[str, Any]:
+    """Every option, the primary method/window, the fixed constants and package versions."""
+    import importlib.metadata
+
+    from deidvid import __version__
+    from deidvid.rppg.hr import DEFAULT_DETREND_LAMBDA
+    from deidvid.rppg.metrics import SNR_HALF_WIDTH_HZ, SPECTRAL_BAND_HZ
+
+    versions: dict[str, str | None] = {"deidvid": __version__}
+    for package in ("numpy", "scipy", "torch", "av", "opencv-python-headless", "dlib-bin"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
+    settings.update(
+        primary_method=options.primary_method,
+        primary_window_s=options.primary_window,
+        detrend_lambda=DEFAULT_DETREND_LAMBDA,
+        butterworth_order=1,
+        hr="periodogram peak in band, nfft = next power of 2 (rPPG-Toolbox)",
+        snr_half_width_hz=SNR_HALF_WIDTH_HZ,
+        spectral_similarity_band_hz=SPECTRAL_BAND_HZ,
+        recogniser_thresholds=thresholds,
+        detection_min_iou=detection_min_iou,
+        versions=versions,
+    )
+    return settings
+
+
+def primary_pulse_summary(face: FaceSection, method: str, window: float | None) -> dict[str, Any] | None:
+    """The comparison summary of ``method`` at ``window`` (s; None = whole track) of one face
+    track, the whole track's when the window does not fit; None without a pulse section."""
+    pulse = face.get("pulse")
+    if not pulse:
+        return None
+    windows = pulse["methods"][method]["windows"]
+    key = "whole" if window is None else f"{window:g}"
+    chosen = windows.get(key) or windows.get("whole")
+    return chosen["summary"] if chosen else None
+
+
+def _finite(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def summarise(faces: list[FaceSection], quality: dict[str, dict[str, Any]], options: VerifyOptions) -> Summary:
+    """Worst case over face tracks of the gated numbers.
+
+    ``hr_mae_bpm`` / ``pearson``: primary method and window (whole track if shorter),
+    worst track. ``match_rate``: highest over tracks and calibrated recognisers.
+    ``detection_rate_deidentified``: highest over tracks. PSNR / SSIM: ``quality``'s
+    frame and face means.
+    """
+    primary = [primary_pulse_summary(f, options.primary_method, options.primary_window) for f in faces]
+    pulses = [s for s in primary if s]
+    match_rates = [r["match_rate"] for f in faces for r in f["identity"].values() if r["match_rate"] is not None]
+    detection = [
+        f["detection"]["rate_deidentified"] for f in faces if f["detection"]["rate_deidentified"] is not None
+    ]
+    maes = _finite([p["hr_mae"] for p in pulses])
+    pearsons = _finite([p["pearson"] for p in pulses])
+    return {
+        "method": options.primary_method,
+        "window_s": options.primary_window,
+        "hr_mae_bpm": max(maes) if maes else None,
+        "pearson": min(pearsons) if pearsons else None,
+        "match_rate": max(match_rates) if match_rates else None,
+        "detection_rate_deidentified": max(detection) if detection else None,
+        "psnr_db": quality["frame"]["psnr_mean"],
+        "ssim": quality["frame"]["ssim_mean"],
+        "face_psnr_db": quality["face"]["psnr_mean"],
+        "face_ssim": quality["face"]["ssim_mean"],
+    }
+
+
+def gate_failures(
+    report: VerifyReport,
+    max_match_rate: float | None = None,
+    max_hr_mae: float | None = None,
+    min_pearson: float | None = None,
+    min_psnr: float | None = None,
+) -> list[str]:
+    """One message per violated gate (empty list: every gate passed).
+
+    ``min_psnr`` applies to the face crops (the paper's PSNR is on 128x128 face
+    clips; the background is untouched by design). A gated number that could not be
+    measured (no pulse, no calibrated recogniser) counts as a violation: a pipeline
+    gate must not pass silently.
+    """
+    summary = report.summary
+    failures = []
+    checks = [
+        ("match rate", summary["match_rate"], max_match_rate, "max"),
+        ("HR MAE (bpm)", summary["hr_mae_bpm"], max_hr_mae, "max"),
+        ("pulse Pearson r", summary["pearson"], min_pearson, "min"),
+        ("face-crop PSNR (dB)", summary["face_psnr_db"], min_psnr, "min"),
+    ]
+    for label, value, limit, kind in checks:
+        if limit is None:
+            continue
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            failures.append(f"{label} could not be measured (gate {kind} {limit:g})")
+        elif kind == "max" and value > limit:
+            failures.append(f"{label} {value:.4g} > {limit:g}")
+        elif kind == "min" and value < limit:
+            failures.append(f"{label} {value:.4g} < {limit:g}")
+    return failures

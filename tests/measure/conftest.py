@@ -1,0 +1,39 @@
+"""A stand-in recogniser whose distances can be computed by hand (embedding = mean RGB)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from deidvid.recognise import RECOGNISERS, Recogniser
+
+
+class MeanColour(torch.nn.Module):
+    """``(B, 3, S, S)`` -> ``(B, 3)`` mean colour, through a 1x1 identity convolution (so it has parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = torch.nn.Conv2d(3, 3, 1, bias=False)
+        with torch.no_grad():
+            self.mix.weight.copy_(torch.eye(3)[:, :, None, None])
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        return self.mix(chips).mean(dim=(2, 3))
+
+
+def make_mean_colour_recogniser(threshold: float | None) -> Recogniser:
+    """A real :class:`Recogniser` (threshold from its calibration) whose chip is the whole image."""
+    spec = dataclasses.replace(
+        RECOGNISERS["mobilefacenet"], name="mean_colour", dim=3, standard_threshold=None,
+        make_chips=lambda images, landmarks: images,
+    )
+    return Recogniser(spec, MeanColour(), None if threshold is None else {"threshold": threshold})
+
+
+@pytest.fixture
+def mean_colour_recogniser() -> Callable[[float | None], Recogniser]:
+    """Factory: ``mean_colour_recogniser(threshold or None)``."""
+    return make_mean_colour_recogniser
