@@ -27,3 +27,21 @@ class UsageError(DeidvidError):
 
 class WeightsError(DeidvidError):
     exit_code = EXIT_WEIGHTS
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (see ``deidvid.cli.signals``).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: ``except Exception`` blocks let it
+    through, while ``try/finally`` and context managers (the atomic writers) still clean
+    up on the way out. The process then exits ``128 + signal`` (130, 143), the shell's
+    convention for a death by signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -18,6 +18,8 @@ class AnonymiseOptions:
             default, on for methods that replace the face's pixels).
         fallback: what covers a face that was seen but lost: ``blur`` or ``none``.
         identity_stride: the identity check scores every n-th frame of each clip.
+        keep_metadata: keep free-text container tags (title, comment, ...), which often
+            name the people filmed; by default only technical tags are copied.
     """
 
     method: str = "blur"
@@ -34,3 +36,4 @@ class AnonymiseOptions:
     copy_audio: bool = True
     identity_check: bool = True
     identity_stride: int = 8
+    keep_metadata: bool = False

@@ -1,7 +1,7 @@
 """Anonymise one video: the two passes, wired together.
 
-Pass 1 (``deidvid.faces.find``): decode -> detect -> landmarks -> track; observers
-    (the pulse transplant's recorder) see every original face frame.
+Pass 1 (``deidvid.faces.find``): decode -> detect -> landmarks -> track; a method's
+    observer sees every original face frame.
 Pass 2 (``render``): decode -> crop -> method (clips) -> pulse transplant -> blend ->
     paste -> fallback cover -> encode. Frames wait in a queue until every clip covering
     them has run (at most one clip length), then are written.
@@ -50,7 +50,9 @@ def render(
     started: set[int] = set()
     pending: deque[Frame] = deque()
     written = 0
-    with VideoWriter(out_path, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio) as writer:
+    with VideoWriter(
+        out_path, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, keep_metadata=opts.keep_metadata
+    ) as writer:
 
         def flush(decoded_up_to: int) -> None:
             nonlocal written
@@ -126,10 +128,12 @@ def anonymise_video(
         from deidvid.pulse.stage import PulseTransplant
 
         pulse = PulseTransplant()
-    observers = [o for o in (method.observer(), pulse.observer if pulse else None) if o is not None]
+    observer = method.observer()
     analysis = find_faces(
-        src, info, opts.finding, models.detector, models.landmarker, timer, progress, observers
+        src, info, opts.finding, models.detector, models.landmarker, timer, progress, [observer] if observer else []
     )
+    if pulse is not None:
+        pulse.prepare(analysis.tracks, analysis.times_s)
     hold = int(round(opts.fallback_seconds * float(info.fps or 25)))
     lost_all = lost_face_regions(analysis.tracks, analysis.frame_count, hold)
     lost = lost_all if opts.fallback == "blur" else {}

@@ -1,23 +1,26 @@
-"""What every command shares: one-line errors, exit codes, output planning, JSON writing."""
+"""What every command shares: one-line errors, exit codes, device choice, report writing."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from deidvid.errors import EXIT_OK, EXIT_PROCESSING, BadInputError, DeidvidError, UsageError
+from deidvid.cli.paths import STDOUT
+from deidvid.errors import EXIT_OK, EXIT_PROCESSING, DeidvidError, UsageError
 
 err_console = Console(stderr=True)
 out_console = Console()
 
-# Containers the encoder writes; other inputs (.avi, .mpg, ...) default to .mp4 output.
-OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv", ".m4v"}
+
+def table_console(json_path: Path | None) -> Console:
+    """Where tables go: stdout, unless the JSON report goes there (then stderr, so that
+    ``--json -`` output parses as JSON)."""
+    return err_console if json_path is not None and str(json_path) == STDOUT else out_console
 
 
 def resolve_device(device: str) -> str:
@@ -33,57 +36,37 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def default_output(src: Path, out_dir: Path | None) -> Path:
-    suffix = src.suffix.lower() if src.suffix.lower() in OUTPUT_SUFFIXES else ".mp4"
-    return (out_dir or src.parent) / f"{src.stem}.deid{suffix}"
+def write_report(path: Path, payload: Any) -> int:
+    """Write the JSON report (atomically, or to stdout for '-'); returns the exit code.
 
+    The path was checked before the work started; a failure now (disk full, folder
+    removed) is one line and exit 4, never a traceback, and never 1 (a failed gate).
+    """
+    from deidvid.io.atomic import write_text
+    from deidvid.io.decode import os_reason
 
-def plan_outputs(
-    inputs: list[Path], output: Path | None, out_dir: Path | None, overwrite: bool
-) -> list[Path]:
-    """Output path for each input; refuses anything that could lose data."""
-    if output is not None and len(inputs) > 1:
-        raise UsageError("-o/--output takes one input; use --out-dir for several")
-    if output is not None and out_dir is not None:
-        raise UsageError("use either -o/--output or --out-dir, not both")
-    if out_dir is not None and not out_dir.is_dir():
-        raise BadInputError(f"output folder {out_dir} does not exist")
-    outputs = [output] if output is not None else [default_output(p, out_dir) for p in inputs]
-    resolved_inputs = {p.resolve() for p in inputs}
-    seen: set[Path] = set()
-    for dst in outputs:
-        target = dst.resolve()
-        if target in resolved_inputs:
-            raise UsageError(f"output {dst} is an input; deidvid never overwrites its input")
-        if target in seen:
-            raise UsageError(f"two inputs would both be written to {dst}")
-        seen.add(target)
-        if not dst.parent.is_dir():
-            raise BadInputError(f"output folder {dst.parent} does not exist")
-        if dst.exists() and not overwrite:
-            raise UsageError(f"{dst} exists; pass --overwrite to replace it")
-    return outputs
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` atomically, or to stdout for '-'."""
     text = json.dumps(payload, indent=2, default=str) + "\n"
-    if str(path) == "-":
-        sys.stdout.write(text)
-        return
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    if str(path) == STDOUT:
+        typer.echo(text, nl=False)
+        return EXIT_OK
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_text(path, text)
+    except OSError as err:
+        say("error", f"cannot write the --json report ({os_reason(err)})", path)
+        return EXIT_PROCESSING
+    return EXIT_OK
 
 
 def say(kind: str, message: str, about: Path | None = None) -> None:
     """One unwrapped line on stderr: ``deidvid: error: FILE: message``."""
     if about is not None and str(about) not in message:
         message = f"{about}: {message}"
-    typer.echo(f"deidvid: {kind}: {message}", err=True)
+    typer.echo(f"deidvid: {kind}: {one_line(message)}", err=True)
+
+
+def one_line(message: str) -> str:
+    """Messages from libraries may hold newlines; the contract is one line per error."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def fail(message: str, code: int) -> None:
@@ -92,24 +75,19 @@ def fail(message: str, code: int) -> None:
 
 
 def run_guarded(fn, *args, **kwargs):  # noqa: ANN001, ANN201
-    """Run ``fn``; turn any failure into (None, one-line message, exit code)."""
+    """Run ``fn``; turn any failure into (None, one-line message, exit code).
+
+    ``Interrupted`` and ``KeyboardInterrupt`` are not failures of ``fn``: they pass through.
+    """
     try:
         return fn(*args, **kwargs), None, EXIT_OK
     except DeidvidError as err:
         return None, str(err), err.exit_code
-    except KeyboardInterrupt:
-        raise
     except Exception as err:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("DEIDVID_DEBUG"):
             raise
-        return None, f"internal error: {type(err).__name__}: {err} (DEIDVID_DEBUG=1 shows the traceback)", EXIT_PROCESSING
+        return None, internal_error(err), EXIT_PROCESSING
 
 
-def parse_floats(text: str, option: str, count: int | None = None) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UsageError(f"{option} takes comma-separated numbers, not '{text}'") from None
-    if count is not None and len(values) != count:
-        raise UsageError(f"{option} takes {count} comma-separated numbers, not '{text}'")
-    return values
+def internal_error(err: BaseException) -> str:
+    return f"internal error: {type(err).__name__}: {err} (DEIDVID_DEBUG=1 shows the traceback)"

@@ -1,24 +1,110 @@
 """Command line: ``deidvid anonymise``, ``deidvid verify``, ``deidvid bench``.
 
 Exit codes (see ``deidvid.errors``): 0 ok; 1 a verify gate or ``--strict`` failed;
-2 bad usage; 3 bad input; 4 processing failed; 5 weights missing or corrupted.
-With several inputs every one is tried and the exit code is the highest seen.
+2 bad usage; 3 bad input; 4 processing failed; 5 weights missing or corrupted;
+130 / 143 interrupted by SIGINT / SIGTERM. With several inputs every one is tried and the
+exit code is the highest seen. Every error is one line on stderr, ``deidvid: error: ...``.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from deidvid import __version__
 from deidvid.cli.anonymise import anonymise
-from deidvid.cli.common import parse_floats, fail, out_console, resolve_device, run_guarded, say, write_json
+from deidvid.cli.common import (
+    fail,
+    internal_error,
+    resolve_device,
+    run_guarded,
+    say,
+    table_console,
+    write_report,
+)
+from deidvid.cli.options import (
+    check_band_fits,
+    check_gates,
+    parse_band,
+    parse_methods,
+    parse_windows,
+)
+from deidvid.cli.paths import check_no_overlap, check_report_path, written_paths
+from deidvid.cli.signals import interrupts_unwind
 from deidvid.cli.tools import PASS_THROUGH, bench_app, models_app, train_command
-from deidvid.errors import EXIT_GATE_FAILED, EXIT_OK
+from deidvid.errors import (
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    EXIT_PROCESSING,
+    EXIT_USAGE,
+    Interrupted,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from deidvid.verify.options import VerifyOptions
+
+# Click's exceptions, wherever this typer keeps Click (recent versions carry their own copy).
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+# `deidvid` alone shows the help (Click >= 8.2 raises this for it; older Click exits 0 itself).
+NoArgsIsHelpError = getattr(sys.modules[ClickException.__module__], "NoArgsIsHelpError", ())
+
+
+class OneLineErrors(TyperGroup):
+    """The command group: every way a command ends becomes an exit code and at most one
+    ``deidvid: error:`` line (Click's usage errors included, instead of Typer's box)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        code = run_command(
+            lambda: super(OneLineErrors, self).main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        )
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def run_command(invoke: Callable[[], Any]) -> int:
+    """Run the parsed command with SIGINT/SIGTERM unwinding it; returns the exit code."""
+    try:
+        with interrupts_unwind():
+            result = invoke()
+        return result if isinstance(result, int) else EXIT_OK
+    except NoArgsIsHelpError as err:
+        err.show()  # `deidvid` alone: the help text, as Click shows it
+        return err.exit_code
+    except ClickException as err:
+        say("error", _click_message(err))
+        return EXIT_USAGE  # every Click error is about the arguments
+    except Interrupted as err:
+        say("error", "interrupted")
+        return err.exit_code
+    except (typer.Abort, KeyboardInterrupt):  # a Ctrl-C outside the handler's reach
+        say("error", "interrupted")
+        return Interrupted(signal.SIGINT).exit_code
+    except Exception as err:  # noqa: BLE001 - never a traceback
+        if os.environ.get("DEIDVID_DEBUG"):
+            raise
+        say("error", internal_error(err))
+        return EXIT_PROCESSING
+
+
+def _click_message(err: ClickException) -> str:
+    """Click's message plus where to look, e.g. "No such option: --crf9 (see deidvid anonymise --help)"."""
+    ctx = getattr(err, "ctx", None)
+    where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    return err.format_message() + where
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="De-identify faces in videos while keeping the pulse (rPPG) signal.",
@@ -43,13 +129,13 @@ def main(
 app.command()(anonymise)
 
 
-@app.command()
+@app.command()  # readable=False: deidvid checks its inputs itself (one line, exit 3)
 def verify(
-    original: Annotated[Path, typer.Argument(help="The original video.", show_default=False)],
-    deidentified: Annotated[Path, typer.Argument(help="Its de-identified version.", show_default=False)],
-    ppg: Annotated[Path | None, typer.Option(help="Contact PPG: UBFC ground_truth.txt or CSV (time, ppg).")] = None,
-    gallery: Annotated[Path | None, typer.Option(help="Gallery folder, one sub-folder of images per identity.")] = None,
-    methods: Annotated[str, typer.Option(help="rPPG methods, first is primary: pos,chrom,green.")] = "pos,chrom,green",
+    original: Annotated[Path, typer.Argument(help="The original video.", show_default=False, readable=False)],
+    deidentified: Annotated[Path, typer.Argument(help="Its de-identified version.", show_default=False, readable=False)],
+    ppg: Annotated[Path | None, typer.Option(help="Contact PPG: UBFC ground_truth.txt or CSV (time, ppg).", readable=False)] = None,
+    gallery: Annotated[Path | None, typer.Option(help="Gallery folder, one sub-folder of images per identity.", readable=False)] = None,
+    methods: Annotated[str, typer.Option(help="rPPG methods, first is primary: pos,chrom,green,physnet (physnet needs the open-rppg wheel).")] = "pos,chrom,green,physnet",
     windows: Annotated[str, typer.Option(help="HR window lengths in seconds, first is primary.")] = "10,30",
     band: Annotated[str, typer.Option(help="Pulse band in Hz (rPPG-Toolbox: 0.75,2.5).")] = "0.75,2.5",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -57,18 +143,20 @@ def verify(
     max_hr_mae: Annotated[float | None, typer.Option(help="Gate: exit 1 if HR MAE (bpm) is above.")] = None,
     min_pearson: Annotated[float | None, typer.Option(help="Gate: exit 1 if pulse waveform Pearson r is below.")] = None,
     min_psnr: Annotated[float | None, typer.Option(help="Gate: exit 1 if face-crop PSNR (dB) is below.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON ('-' for stdout).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON ('-' for stdout).", readable=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors and gate failures only.")] = False,
 ) -> None:
     """Report pulse preservation, identity and quality of a de-identified video."""
-    from deidvid.verify.run import VerifyOptions, gate_failures, report_tables, verify_videos
+    from deidvid.verify.run import gate_failures, report_tables, verify_videos
 
     def build() -> VerifyOptions:
-        names = tuple(m.strip().lower() for m in methods.split(",") if m.strip())
-        return VerifyOptions(
-            methods=names, windows_s=parse_floats(windows, "--windows"), band_hz=parse_floats(band, "--band", 2),  # type: ignore[arg-type]
-            device=resolve_device(device), ppg=ppg, gallery=gallery,
-        )
+        check_gates(max_match_rate, max_hr_mae, min_pearson, min_psnr)
+        options = _verify_options(methods, windows, band, device, ppg, gallery)
+        inputs = [original, deidentified, *([ppg] if ppg is not None else [])]
+        check_no_overlap(inputs, written_paths([], json_path))
+        check_report_path(json_path)
+        _check_band_for(original, options.band_hz)
+        return options
 
     options, message, code = run_guarded(build)
     if message:
@@ -77,18 +165,44 @@ def verify(
     if message:
         fail(message, code)
     failures = gate_failures(report, max_match_rate, max_hr_mae, min_pearson, min_psnr)
+    status = EXIT_GATE_FAILED if failures else EXIT_OK
     if json_path is not None:
         payload = report.to_dict()
         payload["gates"] = {"failed": failures, "passed": not failures}
-        write_json(json_path, payload)
+        status = max(status, write_report(json_path, payload))
     if not quiet:
+        console = table_console(json_path)
         for table in report_tables(report):
-            out_console.print(table)
+            console.print(table)
     for w in report.warnings:
         say("warning", w, deidentified)
     for f in failures:
         say("gate failed", f, deidentified)
-    raise typer.Exit(EXIT_GATE_FAILED if failures else EXIT_OK)
+    raise typer.Exit(status)
+
+
+def _verify_options(
+    methods: str, windows: str, band: str, device: str, ppg: Path | None, gallery: Path | None
+) -> VerifyOptions:
+    """verify's options, checked: every problem is a UsageError (exit 2)."""
+    from deidvid.verify.options import VerifyOptions
+
+    options = VerifyOptions(
+        methods=parse_methods(methods), windows_s=parse_windows(windows), band_hz=parse_band(band),
+        device=resolve_device(device), ppg=ppg, gallery=gallery,
+    )
+    try:
+        options.check()
+    except ValueError as err:  # unknown --methods, a deep method first, ...
+        raise UsageError(f"--methods: {err}") from None
+    return options
+
+
+def _check_band_for(original: Path, band_hz: tuple[float, float]) -> None:
+    """The band must fit the original's frame rate (probe: one frame decoded)."""
+    from deidvid.io.decode import probe
+
+    check_band_fits(band_hz, float(probe(original).fps))
 
 
 app.add_typer(bench_app, name="bench")

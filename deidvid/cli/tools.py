@@ -52,7 +52,7 @@ for _name, _module, _help in [
 def bench_anonymise_cmd(
     runs: Annotated[int, typer.Option(min=1, help="Runs per configuration (median reported).")] = 3,
     seconds: Annotated[float, typer.Option(help="Length of the 720p test video.")] = 10.0,
-    method: Annotated[list[str], typer.Option(help="Anonymisation method(s) to time (repeat the option).")] = ["blur"],  # noqa: B006
+    method: Annotated[list[str], typer.Option(help="Method variant(s) to time, e.g. blur, blur:no-keep-pulse (repeat the option).")] = ["blur"],  # noqa: B006
     deface: Annotated[str | None, typer.Option(help="Path of a deface 1.5.0 executable to measure as the reference.")] = None,
     long_seconds: Annotated[float, typer.Option(help="Also process a video this long (memory check), once.")] = 0.0,
 ) -> None:

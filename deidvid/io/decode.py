@@ -13,7 +13,10 @@ pixels that deidvid does not change come back as they were, up to compression no
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -94,20 +97,64 @@ class Frame:
     rgb: np.ndarray
 
 
+def check_input_file(path: Path) -> None:
+    """Raise a one-line BadInputError unless ``path`` is a non-empty regular file we may read.
+
+    FIFOs, devices and sockets are refused before anything opens them: opening a FIFO
+    blocks until a writer appears, a device never ends, and every video is read twice
+    (pass 1 and pass 2), which a stream cannot give.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise BadInputError(f"{path}: {os_reason(err)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInputError(f"{path}: is a folder, not a video file")
+    kind = _special_kind(st.st_mode)
+    if kind:
+        raise BadInputError(f"{path}: is {kind}, not a regular file (deidvid reads every video twice)")
+    if st.st_size == 0:
+        raise BadInputError(f"{path}: is an empty file")
+    if not os.access(path, os.R_OK):
+        raise BadInputError(f"{path}: permission denied")
+
+
+def _special_kind(mode: int) -> str | None:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None
+
+
+def os_reason(err: OSError) -> str:
+    """A short reason for a failed stat/open, worded for a path the user gave."""
+    reasons = {
+        errno.ENOENT: "no such file",
+        errno.ENOTDIR: "no such file (a part of the path is not a folder)",
+        errno.ELOOP: "is a symbolic link loop",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENAMETOOLONG: "file name too long",
+    }
+    return reasons.get(err.errno, err.strerror or type(err).__name__)
+
+
 def open_input(path: Path) -> av.container.InputContainer:
     """Open ``path`` for reading; every failure becomes a one-line BadInputError."""
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
-    if path.is_dir():
-        raise BadInputError(f"{path}: is a folder, not a video file")
+    check_input_file(path)
     try:
-        if path.stat().st_size == 0:
-            raise BadInputError(f"{path}: is an empty file")
         return av.open(str(path), "r")
     except PermissionError:
         raise BadInputError(f"{path}: permission denied") from None
     except av.error.FFmpegError as err:
         raise BadInputError(f"{path}: not a video file, or its header is damaged ({_reason(err)})") from None
+    except OSError as err:
+        raise BadInputError(f"{path}: {os_reason(err)}") from None
 
 
 def _reason(err: BaseException) -> str:

@@ -9,10 +9,15 @@ What the output keeps from the source (:class:`~deidvid.io.decode.VideoInfo`):
   display-matrix rotation (PyAV >= 18 ``set_display_rotation``). With an older PyAV
   the frames are written already rotated, without rotation metadata (same picture).
 - the colour matrix, range and tags, so unchanged pixels come back as they were.
-- container metadata (custom keys too, via ``use_metadata_tags`` in .mp4/.mov).
-- every audio stream, packets copied unchanged (no re-encode), interleaved by time.
-  An audio codec the output container cannot hold is a one-line :class:`UsageError`.
-  Subtitle, data and attachment streams are not copied.
+- container metadata: by default only tags that describe the file (``creation_time``,
+  ``timecode``); free text such as ``title``, ``comment`` or ``artist`` often names the
+  person filmed and is dropped unless ``keep_metadata`` (then custom keys too, via
+  ``use_metadata_tags`` in .mp4/.mov). Location tags are never copied.
+- every audio stream, packets copied unchanged (no re-encode), interleaved by time, with
+  its language tag. An audio codec the output container cannot hold (PCM in .mp4
+  included) is a one-line :class:`UsageError`, which :func:`check_audio_fits` raises
+  before any work. Subtitle, data and attachment streams are not copied.
+- the file appears complete or not at all (:mod:`deidvid.io.atomic`).
 
 Encoding: libx264, CRF 16 by default (``crf``), yuv420p; odd frame sizes, which 4:2:0
 cannot represent, use yuv444p at the exact size (High 4:4:4 profile: not every player
@@ -24,7 +29,7 @@ conversion in 8 bits alone changes pixels by up to 2/255, as large as the pulse 
 from __future__ import annotations
 
 import os
-import secrets
+import stat
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -34,8 +39,9 @@ import av.error
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from deidvid.io.decode import Frame, VideoInfo, open_input
 from deidvid.errors import BadInputError, DeidvidError, UsageError
+from deidvid.io.atomic import TempFile, name_max, remove_stale
+from deidvid.io.decode import Frame, VideoInfo, open_input, os_reason
 
 CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -49,18 +55,27 @@ CAN_WRITE_ROTATION = hasattr(av.video.stream.VideoStream, "set_display_rotation"
 
 # Container metadata the muxer writes itself.
 _MUXER_OWNED_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+# Stream tags the muxer derives from the stream (copying them would state stale values).
+_STREAM_OWNED_KEYS = {"duration", "handler_name", "vendor_id", "encoder", "number_of_frames", "number_of_bytes"}
 # Where a recording was made identifies people too: never copy location tags
 # (QuickTime ``location``/``com.apple.quicktime.location.ISO6709``, ``©xyz``, GPS keys).
 _PRIVATE_KEY_PARTS = ("location", "gps", "xyz")
+# Tags that describe the file rather than who is in it: the only ones kept by default. An
+# allow-list, because free-text tags (title, comment, description, artist, author, composer,
+# album, copyright, custom keys, ...) are where recordings get labelled "patient 17 Jane Doe".
+_TECHNICAL_KEYS = {"creation_time", "timecode"}
 
-
-def copied_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """Container metadata to carry over: all but muxer-owned and location keys."""
-    return {
-        k: v
-        for k, v in metadata.items()
-        if k.lower() not in _MUXER_OWNED_KEYS and not any(p in k.lower() for p in _PRIVATE_KEY_PARTS)
-    }
+def copied_metadata(metadata: dict[str, str], keep_free_text: bool = False) -> dict[str, str]:
+    """Container metadata to carry over: technical tags, plus free text when asked; never
+    muxer-owned or location keys."""
+    kept = {}
+    for key, value in metadata.items():
+        lower = key.lower()
+        if lower in _MUXER_OWNED_KEYS or any(part in lower for part in _PRIVATE_KEY_PARTS):
+            continue
+        if keep_free_text or lower in _TECHNICAL_KEYS:
+            kept[key] = value
+    return kept
 
 # AVColorSpace -> swscale colour matrix name (unspecified: swscale's default, BT.601,
 # which is also what the decoder used for untagged input).
@@ -75,44 +90,145 @@ def _output_colorspace(info: VideoInfo) -> int:
     return info.colorspace if info.colorspace in _SWS_COLORSPACE else 2
 
 
-def check_output_path(out_path: Path, input_path: Path | None = None) -> str:
-    """Validate an output path; returns the PyAV container format name.
+def check_output_path(out_path: Path, input_path: Path | None = None, *, overwrite: bool = True) -> str:
+    """Validate an output path before anything is written; returns the PyAV format name.
 
     Raises:
-        BadInputError: the output is the input file, or its folder does not exist.
-        UsageError: unsupported suffix.
+        UsageError: unsupported suffix, a name too long for the file system, an existing
+            folder or special file at the path, or (``overwrite=False``) an existing file.
+        BadInputError: the output is the input file, or its folder is missing, not a
+            folder or not writable.
     """
     out_format = CONTAINER_FORMATS.get(out_path.suffix.lower())
     if out_format is None:
         supported = ", ".join(sorted(CONTAINER_FORMATS))
         raise UsageError(f"{out_path}: unsupported output type {out_path.suffix!r} (use {supported})")
-    if input_path is not None and _same_file(out_path, input_path):
+    if input_path is not None and same_file(out_path, input_path):
         raise BadInputError(f"{out_path}: the output would overwrite the input; choose another path")
-    if not out_path.parent.is_dir():
-        raise BadInputError(f"{out_path}: output folder {out_path.parent} does not exist")
+    check_output_folder(out_path)
+    check_output_target(out_path, overwrite)
     return out_format
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same path after resolving symbolic links,
+    or the same inode (hard links, bind mounts). Never raises (loops resolve as they are)."""
+    if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        return os.path.samefile(a, b)
     except OSError:
         return False
 
 
+def check_output_folder(target: Path) -> None:
+    """Raise BadInputError unless ``target``'s folder exists and may be written.
+
+    Only permission bits and read-only mounts are checked here (no file is made);
+    :func:`probe_writable` tries for real.
+    """
+    folder = target.parent
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        raise BadInputError(f"{target}: output folder {folder} does not exist") from None
+    except OSError as err:
+        raise BadInputError(f"{target}: output folder {folder}: {os_reason(err)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise BadInputError(f"{target}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInputError(f"{target}: cannot write to folder {folder} (permission denied or read-only)")
+
+
+def check_output_target(target: Path, overwrite: bool) -> None:
+    """Raise UsageError when ``target`` cannot (or, without ``overwrite``, must not) be replaced."""
+    limit = name_max(target.parent)
+    length = len(os.fsencode(target.name))
+    if length > limit:
+        raise UsageError(
+            f"{target}: the file name is {length} bytes, the file system allows {limit}; choose a shorter one"
+        )
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise BadInputError(f"{target}: {os_reason(err)}") from None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.stat(target)
+        except OSError:
+            st = None  # a dangling link or a loop: the rename replaces the link itself
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{target}: is a folder; give the output a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+        raise UsageError(f"{target}: is not a regular file; deidvid only replaces regular files")
+    if not overwrite:
+        raise UsageError(f"{target} exists; pass --overwrite to replace it")
+
+
+def probe_writable(target: Path) -> None:
+    """Create and delete one of ``target``'s temporaries: the only test a read-only mount,
+    a forbidden folder (``/proc``), a full inode table or root's rights all answer truly.
+
+    Raises:
+        BadInputError: the folder cannot be written.
+    """
+    try:
+        TempFile(target).discard()
+    except OSError as err:
+        raise BadInputError(f"{target}: cannot write to folder {target.parent} ({os_reason(err)})") from None
+
+
+def _mp4_refuses(suffix: str, stream: av.stream.Stream) -> bool:
+    # FFmpeg's mp4 muxer accepts PCM streams but then fails writing the trailer (EINVAL)
+    # for ordinary layouts (44.1/48 kHz stereo, measured): after the whole run. .mov and
+    # .mkv hold the same packets.
+    return CONTAINER_FORMATS[suffix] == "mp4" and stream.codec_context.name.startswith("pcm_")
+
+
+def _holds(suffix: str, stream: av.stream.Stream) -> bool:
+    """Whether the container of ``suffix`` takes ``stream``'s packets as they are."""
+    if _mp4_refuses(suffix, stream):
+        return False
+    with av.open(os.devnull, "w", format=CONTAINER_FORMATS[suffix]) as probe_container:
+        try:
+            probe_container.add_stream_from_template(stream)
+        except ValueError:
+            return False
+    return True
+
+
 def _suffixes_holding(stream: av.stream.Stream) -> list[str]:
     """Output suffixes whose container accepts ``stream``'s codec as is."""
-    suffixes = []
-    for suffix in (".mp4", ".mov", ".mkv"):
-        with av.open(os.devnull, "w", format=CONTAINER_FORMATS[suffix]) as probe_container:
-            try:
-                probe_container.add_stream_from_template(stream)
-                suffixes.append(suffix)
-            except ValueError:
-                pass
-    return suffixes
+    return [suffix for suffix in (".mp4", ".mov", ".mkv") if _holds(suffix, stream)]
+
+
+def _audio_misfit(stream: av.stream.Stream, src: Path, out_path: Path) -> UsageError | None:
+    """The error to raise when ``stream`` cannot be copied into ``out_path``'s container."""
+    suffix = out_path.suffix.lower()
+    if _holds(suffix, stream):
+        return None
+    others = [s for s in _suffixes_holding(stream) if s != suffix]
+    instead = f"write {' or '.join(others)} instead, or " if others else ""
+    return UsageError(
+        f"{src}: its audio codec '{stream.codec_context.name}' cannot be "
+        f"stored in {out_path.suffix}; {instead}drop the audio (--no-audio)"
+    )
+
+
+def check_audio_fits(src: Path, out_path: Path) -> None:
+    """Raise before any work when an audio stream of ``src`` cannot be copied into ``out_path``.
+
+    Raises:
+        UsageError: an audio codec the output container cannot hold.
+        BadInputError: ``src`` cannot be opened.
+    """
+    with open_input(Path(src)) as container:
+        for stream in container.streams.audio:
+            error = _audio_misfit(stream, Path(src), out_path)
+            if error is not None:
+                raise error
 
 
 class VideoWriter:
@@ -124,11 +240,13 @@ class VideoWriter:
 
     Args:
         out_path: .mp4, .m4v, .mov or .mkv; must not be the input; its folder must exist.
+            An existing file is replaced (callers decide whether that is allowed).
         info: the source video (timing, rotation, colour, audio, metadata come from it).
         crf: x264 constant rate factor, 0..51 (lower is better); ignored when lossless.
         lossless: libx264rgb at QP 0, bit-exact RGB.
         copy_audio: copy the source's audio streams (unchanged packets); False drops them.
         preset: x264 speed preset.
+        keep_metadata: keep free-text container tags (title, comment, ...); default: strip them.
     """
 
     def __init__(
@@ -140,6 +258,7 @@ class VideoWriter:
         lossless: bool = False,
         copy_audio: bool = True,
         preset: str = "medium",
+        keep_metadata: bool = False,
     ) -> None:
         out_path = Path(out_path)
         out_format = check_output_path(out_path, info.path)
@@ -150,24 +269,32 @@ class VideoWriter:
         self.out_path = out_path
         self.info = info
         self.frames_written = 0
-        self._temp_path = out_path.parent / f".{out_path.name}.{secrets.token_hex(4)}.part"
+        self._keep_metadata = keep_metadata
         self._last_pts: int | None = None
         self._audio_reader: av.container.InputContainer | None = None
         self._audio_packets = None
         self._pending_audio: av.Packet | None = None
+        self._container: av.container.OutputContainer | None = None
         self._closed = False
         self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
+        remove_stale(out_path, keep=[info.path])  # left by a run that was killed (SIGKILL)
+        try:
+            self._temp = TempFile(out_path)
+        except OSError as err:
+            raise BadInputError(f"{out_path}: cannot write to folder {out_path.parent} ({os_reason(err)})") from None
+        self._temp_path = self._temp.path
         options = {"movflags": "use_metadata_tags"} if out_format in ("mp4", "mov") else {}
         try:
             self._container = av.open(str(self._temp_path), "w", format=out_format, options=options)
         except (OSError, av.error.FFmpegError) as err:
+            self._temp.discard()
             raise BadInputError(f"{out_path}: cannot write here ({err})") from None
         try:
             # Without PyAV's display-matrix writer, store the frames already rotated.
             self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
             self._video = self._add_video_stream(crf, lossless, preset)
             self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
-            self._container.metadata.update(copied_metadata(info.metadata))
+            self._container.metadata.update(copied_metadata(info.metadata, self._keep_metadata))
             self._container.start_encoding()  # writes the header: fail now, not after encoding
         except BaseException:
             self.abort()
@@ -204,17 +331,23 @@ class VideoWriter:
         self._audio_reader = reader
         mapping = {}
         for in_stream in reader.streams.audio:
-            try:
-                mapping[in_stream.index] = self._container.add_stream_from_template(in_stream)
-            except ValueError:
-                others = [s for s in _suffixes_holding(in_stream) if s != self.out_path.suffix.lower()]
-                instead = f"write {' or '.join(others)} instead, or " if others else ""
-                raise UsageError(
-                    f"{self.info.path}: its audio codec '{in_stream.codec_context.name}' cannot be "
-                    f"stored in {self.out_path.suffix}; {instead}drop the audio (--no-audio)"
-                ) from None
+            misfit = _audio_misfit(in_stream, self.info.path, self.out_path)
+            if misfit is not None:
+                raise misfit
+            out_stream = self._container.add_stream_from_template(in_stream)
+            out_stream.metadata.update(self._audio_tags(in_stream))
+            mapping[in_stream.index] = out_stream
         self._audio_packets = reader.demux(*reader.streams.audio)
         return mapping
+
+    def _audio_tags(self, stream: av.stream.Stream) -> dict[str, str]:
+        """The audio stream's language (players pick tracks by it), plus its free-text
+        tags (e.g. a track title) only when metadata is kept."""
+        tags = {k: v for k, v in stream.metadata.items() if k.lower() == "language" and v}
+        if self._keep_metadata:
+            tags.update(copied_metadata(stream.metadata, keep_free_text=True))
+            tags = {k: v for k, v in tags.items() if k.lower() not in _STREAM_OWNED_KEYS}
+        return tags
 
     # -- writing ------------------------------------------------------------------------
     def write(self, frame: Frame, rgb: np.ndarray) -> None:
@@ -285,9 +418,15 @@ class VideoWriter:
             except av.error.FFmpegError as err:
                 raise DeidvidError(f"{self.out_path}: encoding failed ({err})") from None
             self._copy_audio_until(None)
-            self._container.close()
+            try:
+                self._container.close()  # writes the trailer (index): the muxer's last word
+            except av.error.FFmpegError as err:
+                raise DeidvidError(f"{self.out_path}: finishing the file failed ({getattr(err, 'strerror', None) or err})") from None
             self._close_reader()
-            os.replace(self._temp_path, self.out_path)
+            try:
+                self._temp.commit()
+            except OSError as err:
+                raise DeidvidError(f"{self.out_path}: cannot put the finished file in place ({os_reason(err)})") from None
             self._closed = True
         except BaseException:
             self.abort()
@@ -296,12 +435,13 @@ class VideoWriter:
     def abort(self) -> None:
         """Close everything and delete the temp file; ``out_path`` is not touched."""
         self._closed = True
-        for closer in (self._container.close, self._close_reader):
+        closers = [self._close_reader] + ([self._container.close] if self._container is not None else [])
+        for closer in closers:
             try:
                 closer()
             except Exception:  # noqa: BLE001 - cleaning up after another error
                 pass
-        self._temp_path.unlink(missing_ok=True)
+        self._temp.discard()
 
     def _close_reader(self) -> None:
         if self._audio_reader is not None:

@@ -8,6 +8,11 @@ for variable-frame-rate input -- and compares them window by window
 (:func:`deidvid.rppg.compare.compare_pulses`; de-identified = test, original =
 reference) for each window length and the whole track; with a contact PPG, both videos'
 pulses against it.
+
+Deep estimators (PhysNet, from the ``open-rppg`` wheel when installed) see the face, not a
+mean colour: :class:`FaceThumbnails` keeps each track's face as 32x32 crops of both videos
+(the network's input size, about 6 KB per frame), and their waveforms join the comparison
+as one more method.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from deidvid.faces.geometry import CropBox, crop_box, cut_crop
 from deidvid.faces.skin import skin_region
 from deidvid.rppg.compare import PulseSettings, compare_pulses
 from deidvid.rppg.hr import heart_rate
@@ -29,6 +35,9 @@ from deidvid.rppg.signals import (
 )
 
 MIN_PULSE_SECONDS = 3.0  # shorter face tracks get no pulse analysis
+DEEP_METHODS = ("physnet",)  # face-crop estimators, next to RPPG_METHODS (skin-mean estimators)
+THUMBNAIL_SIZE = 32  # PhysNet's input side
+THUMBNAIL_ENLARGE = 1.5  # the face box, enlarged like rPPG-Toolbox's preprocessing
 # Frames beyond one POS window a track needs (POS's overlap-add leaves the ends thin).
 MIN_EXTRA_FRAMES = 10
 
@@ -66,6 +75,42 @@ class SkinTraces:
         return rgb[0], rgb[1]
 
 
+def thumbnail_box(landmarks: np.ndarray) -> CropBox:
+    """The face box ``crop_box(landmarks (68, 2))`` enlarged by :data:`THUMBNAIL_ENLARGE` about its centre."""
+    box = crop_box(landmarks)
+    side = max(int(round(box.side * THUMBNAIL_ENLARGE)), 4)
+    grow = (side - box.side) // 2
+    return CropBox(box.x0 - grow, box.y0 - grow, side)
+
+
+class FaceThumbnails:
+    """Each face track's face as ``THUMBNAIL_SIZE``-pixel crops of both videos (deep rPPG input).
+
+    Args:
+        lengths: frames of each track, by track ID.
+    """
+
+    def __init__(self, lengths: Mapping[int, int]) -> None:
+        size = THUMBNAIL_SIZE
+        # track -> (2, L, S, S, 3) uint8: [0] original, [1] de-identified
+        self.crops = {track_id: np.zeros((2, length, size, size, 3), np.uint8) for track_id, length in lengths.items()}
+
+    def add(self, track_id: int, offset: int, original: np.ndarray, deidentified: np.ndarray, landmarks: np.ndarray) -> None:
+        """Frame ``offset`` of a track: ``(H, W, 3)`` uint8 frames of both videos, ``(68, 2)`` landmarks."""
+        box = thumbnail_box(landmarks)  # one box for both: only pixels differ
+        self.crops[track_id][0, offset] = cut_crop(original, box, THUMBNAIL_SIZE)
+        self.crops[track_id][1, offset] = cut_crop(deidentified, box, THUMBNAIL_SIZE)
+
+    def waveforms(self, track_id: int, fps: float, method: str = "physnet", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """``(L,)`` pulse waveforms of the original and de-identified crops of one track."""
+        if method != "physnet":
+            raise ValueError(f"unknown deep rPPG method '{method}'")
+        from deidvid.rppg.physnet import physnet_waveform
+
+        crops = self.crops[track_id]
+        return physnet_waveform(crops[0], fps, device=device), physnet_waveform(crops[1], fps, device=device)
+
+
 def _window_key(window: float | None) -> str:
     return "whole" if window is None else f"{window:g}"
 
@@ -96,6 +141,7 @@ def compare_track_pulse(
     windows_s: Sequence[float],
     settings: PulseSettings,
     ppg: np.ndarray | None = None,
+    deep: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Pulse comparison for one face track.
 
@@ -106,6 +152,8 @@ def compare_track_pulse(
         windows_s: window lengths (s); the whole track is always compared too.
         settings: band, MACC lag, ... of the comparison.
         ppg: ``(T,)`` contact PPG at the frames (NaN where not recorded), or None.
+        deep: ``{method: ((T,) original, (T,) de-identified)}`` waveforms of face-crop
+            estimators at the frames, compared like the skin-mean methods.
 
     Returns:
         ``{"fs", "resampled", "frames", "methods": {method: {"hr_original_bpm",
@@ -113,22 +161,32 @@ def compare_track_pulse(
         "deidentified": {key: comparison}}]}}}`` with window keys ``"10"``, ... and
         ``"whole"``; a window longer than the track is left out.
     """
+    deep = dict(deep or {})
     series = [fill_gaps(rgb_original), fill_gaps(rgb_deid)]
+    for original, deidentified in deep.values():
+        series.append(np.stack([original, deidentified], axis=1))
+    has_ppg = False
     if ppg is not None:
         recorded = recorded_prefix(ppg)
         if recorded >= 2:
             series.append(ppg[:recorded, None])
+            has_ppg = True
     length = min(len(s) for s in series)
     times = np.asarray(times[:length], dtype=np.float64)
     evened, fs, resampled = even_series([s[:length] for s in series], times)
     rgb_original, rgb_deid = evened[0], evened[1]
-    ppg_even = evened[2][:, 0] if len(evened) > 2 else None
+    deep_even = dict(zip(deep, evened[2 : 2 + len(deep)]))
+    ppg_even = evened[-1][:, 0] if has_ppg else None
     windows: list[float | None] = [*windows_s, None]
     out: dict[str, Any] = {"fs": fs, "resampled": resampled, "frames": length, "methods": {}}
     for method in methods:
-        function = RPPG_METHODS[method]
-        pulse_original = function(rgb_original, fs)
-        pulse_deid = function(rgb_deid, fs)
+        if method in deep_even:
+            pulse_original, pulse_deid = deep_even[method][:, 0], deep_even[method][:, 1]
+        elif method in RPPG_METHODS:
+            pulse_original = RPPG_METHODS[method](rgb_original, fs)
+            pulse_deid = RPPG_METHODS[method](rgb_deid, fs)
+        else:  # a deep method that could not run (not installed): the caller has warned
+            continue
         entry: dict[str, Any] = {
             "hr_original_bpm": heart_rate(pulse_original, fs, settings.band_hz),
             "hr_deidentified_bpm": heart_rate(pulse_deid, fs, settings.band_hz),

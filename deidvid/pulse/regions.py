@@ -18,7 +18,6 @@ landmarks by whole pixels shifts every mask exactly (used to work inside a face 
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
@@ -229,46 +228,6 @@ def face_layout(
     hard = face.skin(shape_hw)
     centres = np.stack([_polygon_centroid(p) for p in face.polygons])
     return _masks_in(face.polygons, hard), _feather(hard, feather_px), centres
-
-
-def _box(points: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    # Python scalars: this runs 6 times per face per frame, numpy's per-call cost dominates.
-    (xmin, ymin), (xmax, ymax) = (
-        points.min(axis=0).tolist(),
-        points.max(axis=0).tolist(),
-    )
-    x0 = min(max(math.floor(xmin), 0), width)
-    y0 = min(max(math.floor(ymin), 0), height)
-    x1 = min(max(math.ceil(xmax) + 1, x0), width)
-    y1 = min(max(math.ceil(ymax) + 1, y0), height)
-    return y0, x0, y1, x1
-
-
-def region_pieces(
-    landmarks68: np.ndarray, shape_hw: tuple[int, int]
-) -> list[tuple[tuple[slice, slice], np.ndarray] | None]:
-    """Each region as ``((rows, cols), mask)``: its box in the image and a uint8 mask there.
-
-    The same pixels as :func:`region_masks`, but only boxes are touched, so the cost
-    depends on the face's size, not the frame's. ``None`` for a region off the image.
-    Masks are exact because whole-pixel shifts shift the rasterisation exactly.
-    """
-    face = _Face(landmarks68)
-    height, width = int(shape_hw[0]), int(shape_hw[1])
-    fy0, fx0, fy1, fx1 = _box(face.extent(), height, width)
-    skin = face.skin((fy1 - fy0, fx1 - fx0), (fx0, fy0))
-    pieces: list[tuple[tuple[slice, slice], np.ndarray] | None] = []
-    for polygon in face.polygons:
-        y0, x0, y1, x1 = _box(polygon, height, width)
-        if y1 <= y0 or x1 <= x0:
-            pieces.append(None)
-            continue
-        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        _fill(mask, polygon - np.array([x0, y0], dtype=np.float64), 1)
-        # polygon box is inside the face box: the skin there is a slice of it
-        mask &= skin[y0 - fy0 : y1 - fy0, x0 - fx0 : x1 - fx0]
-        pieces.append(((slice(y0, y1), slice(x0, x1)), mask))
-    return pieces
 
 
 def _polygon_centroid(polygon: np.ndarray) -> np.ndarray:

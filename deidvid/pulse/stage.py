@@ -1,10 +1,13 @@
-"""The pulse transplant as a pipeline stage: record in pass 1, transplant in pass 2.
+"""The pulse transplant as a pipeline stage, between the method and blend.
 
-Pass 1: an observer records, for every face track, the mean light of each skin
-region in every original frame (a few floats per frame). After pass 1 each track's
-pulse-band relative variation is computed over the whole track (zero-phase, in time).
-Pass 2: each clip of the method's output gets the original's variation back
-(``transplant_clip``) before the identity check, blend and paste.
+Each clip of the method's output gets the pulse of the same clip's original crops: both
+are reduced to skin-region means over the same regions, times and filter, and the
+output's in-band relative variation is swapped for the original's
+(:func:`~deidvid.pulse.transplant.transplant_clip`). Measured on synthetic videos with
+a known pulse, this clip-level target follows the original better than one taken from
+the whole track in pass 1 (where landmarks are not yet smoothed and the geometry differs
+from the crop's): GREEN waveform r 0.968 against 0.845, CHROM 0.991 against 0.976.
+Tracks too short for the band (< 2 s) are left as the method made them, and reported.
 """
 
 from __future__ import annotations
@@ -15,56 +18,49 @@ import numpy as np
 
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
-from deidvid.pulse.measure import TrackPulse, TrackPulseRecorder, region_means
-from deidvid.pulse.transplant import transplant_clip
-
-
-class _Recorder:
-    """Pass-1 observer: region means of every original face frame, per track."""
-
-    def __init__(self, stage: PulseTransplant) -> None:
-        self.stage = stage
-        self.recorders: dict[int, TrackPulseRecorder] = {}
-
-    def observe(self, track_id: int, frame_index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
-        recorder = self.recorders.setdefault(track_id, TrackPulseRecorder())
-        recorder.add(frame_index, region_means(rgb, landmarks))
-
-    def finish(self, tracks: list[FaceTrack], times_s: np.ndarray) -> None:
-        for track in tracks:
-            recorder = self.recorders.pop(track.track_id, TrackPulseRecorder())
-            self.stage.pulses[track.track_id] = recorder.finish(track.start, track.end, times_s[track.start : track.end])
-        self.recorders.clear()
+from deidvid.pulse.transplant import clip_variation, transplant_clip
+from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem
 
 
 class PulseTransplant:
-    """Carries each track's original pulse into the method's output clips."""
+    """Carries each track's original pulse into the method's output clips.
 
-    def __init__(self) -> None:
-        self.pulses: dict[int, TrackPulse] = {}
-        self.observer = _Recorder(self)
+    Args:
+        band_hz: the pulse band (Hz) that is transplanted.
+    """
+
+    def __init__(self, band_hz: tuple[float, float] = DEFAULT_BAND_HZ) -> None:
+        self.band_hz = band_hz
+        self._problems: dict[int, str | None] = {}  # track id -> why it cannot carry a pulse
+        self._power: dict[int, np.ndarray] = {}  # track id -> sum over frames of target^2, (3,)
+        self._frames: dict[int, int] = {}
+
+    def prepare(self, tracks: list[FaceTrack], times_s: np.ndarray) -> None:
+        """After pass 1: decide per track (from its frame times ``times_s``) whether the band fits."""
+        for track in tracks:
+            self._problems[track.track_id] = band_problem(times_s[track.start : track.end], self.band_hz)
 
     def apply(self, clip: CropClip, output: np.ndarray) -> np.ndarray:
-        """The method's ``output (T, S, S, 3)`` for ``clip`` with the original's pulse; unchanged when unknown."""
-        pulse = self.pulses.get(clip.track_id)
-        if pulse is None or not pulse.valid or clip.landmarks is None:
+        """The method's ``output (T, S, S, 3)`` for ``clip`` with the original's pulse; unchanged when it cannot."""
+        if self._problems.get(clip.track_id, "not prepared") is not None or clip.landmarks is None:
             return output
-        return transplant_clip(output, clip.landmarks, pulse.frames(clip.start, len(output)), clip.times_s)
+        target = clip_variation(clip.frames, clip.landmarks, clip.times_s, self.band_hz)  # (T, R, 3)
+        self._power[clip.track_id] = self._power.get(clip.track_id, 0.0) + np.nansum(target**2, axis=(0, 1)) / target.shape[1]
+        self._frames[clip.track_id] = self._frames.get(clip.track_id, 0) + len(target)
+        return transplant_clip(output, clip.landmarks, target, clip.times_s, self.band_hz)
 
     def track_summary(self, track_id: int) -> dict[str, Any]:
         """For the report: whether the transplant ran on a track, why not, and the amplitude it carried."""
-        pulse = self.pulses.get(track_id)
-        if pulse is None:
-            return {"transplanted": False, "reason": "track not measured"}
+        problem = self._problems.get(track_id, "track not prepared")
+        frames = self._frames.get(track_id, 0)
+        amplitude = np.sqrt(self._power[track_id] / frames) if frames else None
         return {
-            "transplanted": bool(pulse.valid),
-            "reason": pulse.reason,
-            # RMS relative variation per channel in the band: what the transplant carries.
-            "amplitude_rgb": [round(float(a), 7) for a in pulse.amplitude] if pulse.valid else None,
+            "transplanted": problem is None,
+            "reason": problem,
+            # RMS in-band relative variation per channel (R, G, B) of the original's skin regions.
+            "amplitude_rgb": None if amplitude is None else [round(float(a), 7) for a in amplitude],
         }
 
     def warnings(self) -> list[str]:
         """One line per track whose pulse could not be carried over."""
-        return [
-            f"pulse transplant: track {tid} skipped ({p.reason})" for tid, p in sorted(self.pulses.items()) if not p.valid
-        ]
+        return [f"pulse transplant: track {tid} skipped ({p})" for tid, p in sorted(self._problems.items()) if p]

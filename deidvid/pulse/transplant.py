@@ -1,9 +1,10 @@
-"""Pass 2: put the original's pulse into a clip of the method's output.
+"""Put the original's pulse into a clip of the method's output.
 
 For a clip of face crops (e.g. 64 frames of 128 x 128), in linear light:
 
 1. measure the output's region means ``m(t)`` and their own pulse-band relative
-   variation ``own(t)`` (:func:`deidvid.pulse.variation.relative_variation`);
+   variation ``own(t)`` (:func:`band_variation`), and the original crops' ``target(t)``
+   the same way (:func:`clip_variation`);
 2. region targets ``m(t) * (1 + target(t) - own(t))``: the output's slow light kept,
    its in-band variation swapped for the original's (per channel, so the pulse's
    colour signature is the original's);
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from deidvid.pulse.measure import GAMMA
 from deidvid.pulse.regions import (
     DEFAULT_FEATHER_PX,
     NUM_REGIONS,
@@ -26,7 +26,7 @@ from deidvid.pulse.regions import (
     interocular,
     region_masks,
 )
-from deidvid.pulse.variation import DEFAULT_BAND_HZ, relative_variation, rms_amplitude
+from deidvid.pulse.variation import DEFAULT_BAND_HZ, GAMMA, relative_variation, rms_amplitude
 
 RBF_SIGMA_IOD = 0.5  # RBF width, x interocular distance (neighbour centres ~0.9 IOD apart)
 MAX_RELATIVE_CHANGE = 0.1  # cap on |target - own|: a real pulse is 0.1-2 %
@@ -89,22 +89,31 @@ def clip_region_means(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return means
 
 
-def _own_variation(means: np.ndarray, times_s: np.ndarray, band_hz) -> np.ndarray:
-    # The clip's own variation uses the *same* definition as the track's target (a
-    # zero-phase band-pass of m / baseline - 1 in time): where the output is the
-    # original, target and own then cancel and the clip is left as it is. A 64-frame
-    # clip is as short as the 0.7 Hz filter's impulse response, so its ends depend on
-    # the padding: the AR prediction of variation.pad_ar keeps the beat through them.
-    # Measured on clean 64-frame clips (1-2.2 Hz, all phases), RMS error in units of
-    # the pulse amplitude: 0.07 over the 16 frames at either end, 0.03 in between;
-    # with mirrored padding 0.21 and 0.05. What is left at the ends sits in the 16
-    # frames that neighbouring clips cross-fade anyway.
+def band_variation(means: np.ndarray, times_s: np.ndarray, band_hz: tuple[float, float] = DEFAULT_BAND_HZ) -> np.ndarray:
+    """Pulse-band relative variation ``(T, R, 3)`` of a clip's region means ``(T, R, 3)`` at ``times_s (T,)``.
+
+    The original's (the target) and the output's own variation are both computed this
+    way, on the same clip, regions and times: where the output is the original they
+    cancel exactly, and the short filter's end effects act only on their difference.
+    A 64-frame clip is as short as the 0.7 Hz filter's impulse response, so its ends
+    depend on the padding: the AR prediction of ``variation.pad_ar`` keeps the beat
+    through them (RMS error in units of the pulse amplitude, clean 64-frame clips at
+    1-2.2 Hz: 0.07 over the 16 frames at either end, 0.03 in between; mirrored padding
+    0.21 and 0.05), and neighbouring clips cross-fade those frames anyway.
+    """
     if means.shape[0] < MIN_CLIP_FRAMES:
         return np.zeros_like(means)
     try:
         return relative_variation(means, times_s, band_hz)
-    except ValueError:  # the band does not fit this frame rate: nothing to remove
+    except ValueError:  # the band does not fit this frame rate: nothing to carry
         return np.zeros_like(means)
+
+
+def clip_variation(
+    frames: np.ndarray, landmarks: np.ndarray, times_s: np.ndarray, band_hz: tuple[float, float] = DEFAULT_BAND_HZ
+) -> np.ndarray:
+    """Pulse-band relative variation ``(T, R, 3)`` of crops ``(T, H, W, 3)`` in [0, 1] with ``(T, 68, 2)`` landmarks."""
+    return band_variation(clip_region_means(frames, landmarks), times_s, band_hz)
 
 
 def transplant_clip(
@@ -159,7 +168,7 @@ def transplant_clip(
         for c in range(3):
             systems[t, c][present] = (weights * lin[:, c]) @ basis.T
         layouts.append((support, basis, lin))
-    own = _own_variation(means, times_s, band_hz)
+    own = band_variation(means, times_s, band_hz)
     change = np.clip(target - own, -MAX_RELATIVE_CHANGE, MAX_RELATIVE_CHANGE)
     # mean_k(lin * (1 + f)) = m_k + sum_j M_kj a_j  ==  m_k (1 + change_k). Divided by
     # m_k, the rows become weighted averages of phi_j over region k (in [0, 1]): the
@@ -193,7 +202,7 @@ def carried_amplitude(
 ) -> np.ndarray:
     """RMS ``(3,)`` in-band relative variation of a clip's region means, for reports.
 
-    Compare a transplanted clip's value with ``TrackPulse.amplitude`` (the original's)
-    and with the method's raw output (what it would have carried on its own).
+    Compare a transplanted clip's value with the original crops' and with the method's
+    raw output (what it would have carried on its own).
     """
-    return rms_amplitude(_own_variation(clip_region_means(frames, landmarks), times_s, band_hz))
+    return rms_amplitude(clip_variation(frames, landmarks, times_s, band_hz))

@@ -16,6 +16,8 @@ import numpy as np
 from scipy import interpolate, signal
 
 DEFAULT_BAND_HZ: tuple[float, float] = (0.7, 4.0)
+GAMMA = 2.2  # display value v -> linear light (v / 255) ** GAMMA: the pulse is a change of light
+MIN_TRACK_SECONDS = 2.0  # below: too few pulse periods to estimate the band
 BAND_ORDER = 4  # Butterworth band-pass order (doubled by filtering forwards and back)
 BASELINE_ORDER = 2
 BASELINE_PASSES = 2  # see relative_variation
@@ -201,3 +203,19 @@ def rms_amplitude(variation: np.ndarray) -> np.ndarray:
     """RMS ``(C,)`` of a variation ``(T, R, C)`` over time and regions (NaN ignored)."""
     v = np.asarray(variation, dtype=np.float64)
     return np.sqrt(np.nanmean(v.reshape(-1, v.shape[-1]) ** 2, axis=0))
+
+
+def band_problem(times_s: np.ndarray, band_hz: tuple[float, float] = DEFAULT_BAND_HZ) -> str | None:
+    """Why a face track with frame times ``(T,)`` (s) cannot carry a pulse band, or None when it can."""
+    times = np.asarray(times_s, dtype=np.float64)
+    if times.size < 2:
+        return f"track shorter than {MIN_TRACK_SECONDS:g} s: pulse band cannot be estimated"
+    try:
+        _, fs, _ = even_grid(times)
+        duration = times[-1] - times[0] + 1.0 / fs  # each frame lasts one interval
+        if duration < MIN_TRACK_SECONDS:
+            return f"track shorter than {MIN_TRACK_SECONDS:g} s ({duration:.2f} s): pulse band cannot be estimated"
+        checked_band(band_hz, fs)
+    except ValueError as error:
+        return str(error)
+    return None

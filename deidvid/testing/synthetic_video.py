@@ -141,13 +141,21 @@ def render_face_frame(
     motion: bool = True,
     faces: int = 1,
     textured: bool = True,
+    flicker_bpm: float = 0.0,
+    flicker_amplitude: float = 0.0,
 ) -> np.ndarray:
-    """One (H,W,3) uint8 display-orientation frame of the face video at time ``t`` seconds."""
+    """One (H,W,3) uint8 display-orientation frame of the face video at time ``t`` seconds.
+
+    ``flicker_bpm`` / ``flicker_amplitude`` (1/255): a brightness flicker of the background
+    only (a light behind the person), a rhythm that is not the person's pulse.
+    """
     width, height = size
     still = _astronaut()
     head_mask, skin_mask = _masks()
     pulse = pulse_amplitude * math.sin(2 * math.pi * pulse_bpm / 60.0 * t)
     canvas = _background(width, height, textured)
+    if flicker_amplitude:
+        canvas = canvas + flicker_amplitude * math.sin(2 * math.pi * flicker_bpm / 60.0 * t)
     for cx, cy, scale, mirrored in _poses(t, size, motion, faces):
         sx = -scale if mirrored else scale  # the second face is the mirrored still
         # Maps still pixels to frame pixels: head-ellipse centre -> (cx, cy).
@@ -248,6 +256,8 @@ def make_face_video(
     metadata: dict[str, str] | None = None,
     bt709: bool = False,
     faststart: bool = False,
+    flicker_bpm: float = 0.0,
+    flicker_amplitude: float = 0.0,
 ) -> Path:
     """Write an animated astronaut-face video (H.264, high quality) and return its path.
 
@@ -262,6 +272,8 @@ def make_face_video(
         crf: x264 quality of the file itself (8: visually lossless, keeps the pulse).
         bt709: convert and tag the stream as BT.709 (default: untagged, BT.601 matrix).
         faststart: .mp4/.mov with the index before the data (as streaming files have).
+        flicker_bpm / flicker_amplitude: a background-only brightness flicker (see
+            :func:`render_face_frame`).
     """
     path = Path(path)
     if rotation % 90:
@@ -289,6 +301,7 @@ def make_face_video(
             rgb = render_face_frame(
                 float(times[i]), size=size, pulse_bpm=pulse_bpm, pulse_amplitude=pulse_amplitude,
                 motion=motion, faces=faces, textured=textured,
+                flicker_bpm=flicker_bpm, flicker_amplitude=flicker_amplitude,
             )
             stored = np.ascontiguousarray(np.rot90(rgb, k=-turns))
             frame = _to_yuv(av.VideoFrame.from_ndarray(stored, format="rgb24"), video, bt709)

@@ -60,10 +60,15 @@ def measure(name: str, cmd: list[str], frames: int, runs: int, env: dict[str, st
     return Measurement(name, frames, seconds, peaks)
 
 
-def deidvid_cmd(video: Path, out: Path, method: str, extra: list[str] | None = None) -> list[str]:
+def deidvid_cmd(video: Path, out: Path, variant: str, extra: list[str] | None = None) -> list[str]:
+    """The CLI call for a method variant: ``blur``, ``blur:no-keep-pulse``, ``blur:keep-pulse``."""
+    from deidvid.tools.evaluate import parse_variant
+
+    method, keep = parse_variant(variant)
+    flags = [] if keep is None else ["--keep-pulse" if keep else "--no-keep-pulse"]
     return [
         sys.executable, "-m", "deidvid", "anonymise", str(video), "-o", str(out),
-        "--method", method, "--device", "cpu", "--quiet", "--overwrite", *(extra or []),
+        "--method", method, "--device", "cpu", "--quiet", "--overwrite", *flags, *(extra or []),
     ]
 
 

@@ -1,12 +1,21 @@
-"""The model card's product-level evaluation: ``anonymise`` + ``verify`` on the validation split.
+"""Product-level evaluation: ``anonymise`` + ``verify`` over a set of videos and method variants.
 
-``python -m deidvid.train evaluate --methods ae blur pixelate --out runs/eval [--strength 4] [--reuse]``
+``python -m deidvid.tools.evaluate --methods blur blur:no-keep-pulse reencode --videos pulse --seconds 30 --out runs/x``
+(also ``python -m deidvid.train evaluate ...``, the model card's command).
 
-For every video of :data:`deidvid.train.data.VALIDATION_VIDEOS` and every method it runs
-the product's own ``anonymise_video`` (defaults: CRF 16, detect every 3rd frame) and
-``verify_videos`` (defaults: POS, 10 s windows, identity every 5th frame at the
-original's landmarks), keeps each verify report as ``NAME.METHOD.json`` and writes one
-row per video and method, plus means over videos, to ``summary.json`` and ``table.md``.
+- ``--videos``: ``validation`` (:data:`deidvid.train.data.VALIDATION_VIDEOS`, the default),
+  ``pulse`` (every video with a pulse: the UBFC subjects and evm_face_pulse) or paths
+  relative to the shared data folder.
+- ``--methods``: a method name (``blur``, ``ae``, ...), optionally with ``:keep-pulse`` or
+  ``:no-keep-pulse``; ``reencode`` is the floor every method pays: the video decoded and
+  written by the product's encoder with nothing changed (CRF 16).
+- ``--seconds S``: use the first S seconds of each video (packets copied, no re-encode).
+
+For each video and variant it runs the product's ``anonymise_video`` (defaults: CRF 16,
+detect every 3rd frame; the identity check off, verify measures the written video) and
+``verify_videos`` (POS, CHROM, GREEN and PhysNet when installed; 10 s and 30 s windows;
+with the UBFC finger PPG), keeps each report as ``NAME.VARIANT.json`` and writes one row
+per video and variant, plus means over videos, to ``summary.json`` and ``table.md``.
 """
 
 from __future__ import annotations
@@ -20,20 +29,57 @@ from typing import Any
 
 import numpy as np
 
-from deidvid.train import data as D
 from deidvid.recognise import ALL_RECOGNISERS
 
 RECOGNISER_COLUMNS = {"faceapi_resnet": "A", "mobilefacenet": "B", "mobileface": "C"}
+PULSE_VIDEOS = tuple(f"ubfc/subject{n}/vid.mp4" for n in (3, 4, 5, 8, 14, 17)) + ("videos/misc/evm_face_pulse.mp4",)
+REENCODE = "reencode"
+PHYSNET_FOUND_BPM = 5.0  # PhysNet "finds the pulse" when its HR is this close to the PPG's (or POS's)
 
 
 def video_name(relative: str) -> str:
-    """Short name of a validation video: ``ubfc/subject14/vid.mp4`` -> ``subject14``."""
+    """Short name of a video: ``ubfc/subject14/vid.mp4`` -> ``subject14``."""
     path = Path(relative)
     return path.parent.name if path.stem == "vid" else path.stem
 
 
+def parse_variant(variant: str) -> tuple[str, bool | None]:
+    """``blur:no-keep-pulse`` -> ``("blur", False)``; ``blur`` -> ``("blur", None)`` (the method's default)."""
+    method, _, flag = variant.partition(":")
+    keep = {"": None, "keep-pulse": True, "no-keep-pulse": False}.get(flag)
+    if flag and keep is None:
+        raise ValueError(f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse)")
+    return method, keep
+
+
+def _pulse_columns(row: dict[str, Any], face: dict[str, Any], method: str, prefix: str) -> None:
+    entry = (face.get("pulse") or {}).get("methods", {}).get(method)
+    if not entry:
+        return
+    window = entry["windows"].get("10", {}).get("summary", {})
+    row[f"{prefix}_dhr_whole_bpm"] = abs(entry["hr_deidentified_bpm"] - entry["hr_original_bpm"])
+    row[f"{prefix}_pearson_10s"] = window.get("pearson")
+    if window.get("snr_reference_db") is not None and window.get("snr_test_db") is not None:
+        row[f"{prefix}_snr_drop_db"] = window["snr_reference_db"] - window["snr_test_db"]
+
+
+def _physnet_found(face: dict[str, Any]) -> bool | None:
+    """Whether PhysNet finds a pulse in the original: its whole-track HR near the PPG's (else POS's)."""
+    methods = (face.get("pulse") or {}).get("methods", {})
+    physnet = methods.get("physnet")
+    if not physnet:
+        return None
+    reference = None
+    ppg = methods.get("pos", {}).get("ppg", {}).get("original", {}).get("whole")
+    if ppg and ppg.get("windows"):
+        reference = ppg["windows"][0].get("hr_reference_bpm")
+    if reference is None and "pos" in methods:
+        reference = methods["pos"]["hr_original_bpm"]
+    return None if reference is None else abs(physnet["hr_original_bpm"] - reference) <= PHYSNET_FOUND_BPM
+
+
 def summary_row(report: dict[str, Any], method: str, video: str) -> dict[str, Any]:
-    """The card's columns from one verify report (first face track)."""
+    """The evaluation's columns from one verify report (first face track)."""
     row: dict[str, Any] = {"method": method, "video": video}
     face = report["faces"][0] if report["faces"] else {}
     for name, column in RECOGNISER_COLUMNS.items():
@@ -41,14 +87,19 @@ def summary_row(report: dict[str, Any], method: str, video: str) -> dict[str, An
         if scores:
             row[f"match_{column}"] = scores["match_rate"]
             row[f"distance_{column}"] = scores["mean_distance"]
-    pos = face.get("pulse", {}).get("methods", {}).get("pos") if face.get("pulse") else None
-    if pos:
+    pos = (face.get("pulse") or {}).get("methods", {}).get("pos")
+    if pos:  # the model card's POS columns
         window = pos["windows"].get("10", {}).get("summary", {})
         row["dhr_whole_bpm"] = abs(pos["hr_deidentified_bpm"] - pos["hr_original_bpm"])
         row["hr_mae_10s_bpm"] = window.get("hr_mae")
         row["pearson_10s"] = window.get("pearson")
         if window.get("snr_reference_db") is not None and window.get("snr_test_db") is not None:
             row["snr_drop_db"] = window["snr_reference_db"] - window["snr_test_db"]
+    _pulse_columns(row, face, "chrom", "chrom")
+    _pulse_columns(row, face, "physnet", "physnet")
+    found = _physnet_found(face)
+    if found is not None:
+        row["physnet_found"] = float(found)
     row["face_psnr_db"] = report["quality"]["face"]["psnr_mean"]
     row["face_ssim"] = report["quality"]["face"]["ssim_mean"]
     detection = face.get("detection", {})
@@ -63,15 +114,17 @@ def mean_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         members = [r for r in rows if r["method"] == method]
         mean: dict[str, Any] = {"method": method, "video": "mean"}
         for key in {k for r in members for k in r} - {"method", "video"}:
-            values = [r[key] for r in members if isinstance(r.get(key), (int, float))]
+            values = [r[key] for r in members if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
             mean[key] = float(np.mean(values)) if values else None
         means.append(mean)
     return means
 
 
 COLUMNS = (
-    ("match_A", "A match"), ("match_B", "B match"), ("match_C", "C match"), ("dhr_whole_bpm", "dHR whole"),
-    ("hr_mae_10s_bpm", "HR MAE 10 s"), ("pearson_10s", "r 10 s"), ("snr_drop_db", "SNR drop dB"),
+    ("match_A", "A match"), ("match_B", "B match"), ("match_C", "C match"), ("dhr_whole_bpm", "POS dHR whole"),
+    ("hr_mae_10s_bpm", "POS HR MAE 10 s"), ("pearson_10s", "POS r 10 s"), ("snr_drop_db", "POS SNR drop dB"),
+    ("chrom_dhr_whole_bpm", "CHROM dHR whole"), ("chrom_pearson_10s", "CHROM r 10 s"),
+    ("physnet_dhr_whole_bpm", "PhysNet dHR whole"), ("physnet_found", "PhysNet finds pulse"),
     ("face_psnr_db", "face PSNR dB"), ("face_ssim", "face SSIM"), ("detected", "detected"),
 )  # fmt: skip
 
@@ -95,38 +148,92 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(
-    methods: list[str], out: Path, strength: float | None = None, reuse: bool = False, device: str = "cpu",
-    data_root: Path | None = None, recognisers: tuple[str, ...] = ALL_RECOGNISERS,
-) -> list[dict[str, Any]]:
-    """Anonymise and verify every validation video with every method; see the module docstring."""
-    from deidvid.anonymise.run import AnonymiseOptions, anonymise_video
-    from deidvid.verify.run import VerifyOptions, verify_videos
+def first_seconds(src: Path, dst: Path, seconds: float) -> Path:
+    """Copy the packets of ``src``'s first ``seconds`` (video and audio) into ``dst`` without re-encoding."""
+    import av
 
-    root = data_root or D.default_data_root()
+    if dst.exists():
+        return dst
+    tmp = dst.with_name(f".{dst.name}.part")
+    with av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        for packet in inp.demux(*[inp.streams[i] for i in streams]):
+            if packet.dts is None or packet.pts is None:
+                continue
+            if float(packet.pts * packet.time_base) >= seconds:
+                continue  # later packets of other streams may still be inside
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    os.replace(tmp, dst)
+    return dst
+
+
+def reencode(src: Path, dst: Path, crf: int = 16) -> None:
+    """The product's decode + encode with nothing changed: what every method pays."""
+    from deidvid.io.decode import iter_frames, probe
+    from deidvid.io.encode import VideoWriter
+
+    info = probe(src)
+    with VideoWriter(dst, info, crf=crf) as writer:
+        for frame in iter_frames(src, info):
+            writer.write(frame, frame.rgb)
+
+
+def _contact_ppg(video: Path) -> Path | None:
+    truth = video.parent / "ground_truth.txt"
+    return truth if truth.exists() else None
+
+
+def evaluate(
+    variants: list[str],
+    out: Path,
+    videos: tuple[str, ...],
+    strength: float | None = None,
+    reuse: bool = False,
+    device: str = "cpu",
+    data_root: Path | None = None,
+    recognisers: tuple[str, ...] = ALL_RECOGNISERS,
+    seconds: float | None = None,
+) -> list[dict[str, Any]]:
+    """Anonymise and verify every video with every variant; see the module docstring."""
+    from deidvid.anonymise.options import AnonymiseOptions
+    from deidvid.anonymise.run import anonymise_video
+    from deidvid.shared_data import shared_data_dir
+    from deidvid.verify.options import VerifyOptions
+    from deidvid.verify.run import verify_videos
+
+    root = data_root or shared_data_dir()
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    order: dict[str, int] = {}  # row tag -> position of its method in ``methods``
-    for relative in D.VALIDATION_VIDEOS:
+    for relative in videos:
         src = root / relative
         if not src.exists():
             continue
         name = video_name(relative)
-        for method in methods:
-            tag = method if strength is None or method != "ae" else f"{method}{strength:g}"
-            order[tag] = methods.index(method)
+        ppg = _contact_ppg(src)
+        if seconds is not None:
+            src = first_seconds(src, out / f"{name}.first{seconds:g}s.mp4", seconds)
+        for variant in variants:
+            method, keep = parse_variant(variant)
+            tag = variant if strength is None or method != "ae" else f"{variant}{strength:g}"
             deid, report_path = out / f"{name}.{tag}.mp4", out / f"{name}.{tag}.json"
             if not (reuse and report_path.exists()):
-                options = AnonymiseOptions(
-                    method=method, device=device, strength=None if strength is None or method != "ae" else strength / 255
-                )
-                anonymise_video(src, deid, options)
-                report = verify_videos(src, deid, VerifyOptions(device=device, recognisers=recognisers)).to_dict()
+                if method == REENCODE:
+                    reencode(src, deid)
+                else:
+                    options = AnonymiseOptions(
+                        method=method, device=device, keep_pulse=keep, identity_check=False,
+                        strength=None if strength is None or method != "ae" else strength / 255,
+                    )
+                    anonymise_video(src, deid, options)
+                verify_options = VerifyOptions(device=device, recognisers=recognisers, ppg=ppg)
+                report = verify_videos(src, deid, verify_options).to_dict()
                 tmp = report_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(report, indent=1))
                 os.replace(tmp, report_path)
             rows.append(summary_row(json.loads(report_path.read_text()), tag, name))
-    rows.sort(key=lambda r: order[r["method"]])  # grouped by method, as given (made per video)
+    order = {v: i for i, v in enumerate(variants)}
+    rows.sort(key=lambda r: order.get(r["method"], order.get(r["method"].rstrip("0123456789."), 0)))
     rows += mean_rows(rows)
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
     (out / "table.md").write_text(markdown_table(rows))
@@ -134,14 +241,30 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deidvid.train evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["ae", "blur", "pixelate"])
+    from deidvid.train.data import VALIDATION_VIDEOS
+
+    parser = argparse.ArgumentParser(prog="python -m deidvid.tools.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["ae", "blur", "pixelate"],
+                        help="variants: METHOD[:keep-pulse|:no-keep-pulse] or reencode")
+    parser.add_argument("--videos", nargs="+", default=["validation"], help="validation | pulse | relative paths")
+    parser.add_argument("--seconds", type=float, default=None, help="use only the first S seconds of each video")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--strength", type=float, default=None, help="ae: perturbation RMS in grey levels")
     parser.add_argument("--reuse", action="store_true", help="keep existing verify reports")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--recognisers", nargs="+", default=list(ALL_RECOGNISERS))
     args = parser.parse_args(argv)
-    rows = evaluate(args.methods, args.out, args.strength, args.reuse, args.device, recognisers=tuple(args.recognisers))
+    sets = {"validation": VALIDATION_VIDEOS, "pulse": PULSE_VIDEOS}
+    videos = tuple(v for name in args.videos for v in sets.get(name, (name,)))
+    for variant in args.methods:
+        parse_variant(variant)  # fail on a typo before hours of work
+    rows = evaluate(
+        args.methods, args.out, videos, args.strength, args.reuse, args.device,
+        recognisers=tuple(args.recognisers), seconds=args.seconds,
+    )
     print(markdown_table(rows))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"file": entry["file"], "sha256": entry["sha256"]}))
         return 0
     if argv and argv[0] == "evaluate":
-        from deidvid.train.evaluate import main as evaluate_main
+        from deidvid.tools.evaluate import main as evaluate_main
 
         return evaluate_main(argv[1:])
     if argv and argv[0] == "validate":

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deidvid.faces.find import FaceFinding
+from deidvid.measure.pulse import DEEP_METHODS
 from deidvid.recognise import ALL_RECOGNISERS
 from deidvid.rppg.compare import PulseSettings
 from deidvid.rppg.hr import DEFAULT_BAND_HZ
@@ -17,7 +18,9 @@ class VerifyOptions:
     """Settings of one verification (all of them are recorded in the report).
 
     Attributes:
-        methods: rPPG methods; the first is the primary one (summary, HR gate).
+        methods: rPPG methods; the first is the primary one (summary, HR gate). Skin-mean
+            methods (``RPPG_METHODS``) and face-crop networks (``DEEP_METHODS``: PhysNet,
+            skipped with a warning when the ``open-rppg`` wheel is not installed).
         windows_s: HR window lengths (s); the first is primary (none: whole track).
         band_hz: pulse band (Hz).
         recognisers: recogniser names (or aliases) for the identity scores.
@@ -31,7 +34,7 @@ class VerifyOptions:
         batch_size: face pairs per recogniser forward pass.
     """
 
-    methods: tuple[str, ...] = ("pos", "chrom", "green")
+    methods: tuple[str, ...] = ("pos", "chrom", "green", "physnet")
     windows_s: tuple[float, ...] = (10.0, 30.0)
     band_hz: tuple[float, float] = DEFAULT_BAND_HZ
     recognisers: tuple[str, ...] = ALL_RECOGNISERS
@@ -63,9 +66,12 @@ class VerifyOptions:
 
     def check(self) -> None:
         """Raise ValueError for an unknown rPPG method or a stride / batch size below 1."""
-        unknown = [m for m in self.methods if m not in RPPG_METHODS]
+        known = (*RPPG_METHODS, *DEEP_METHODS)
+        unknown = [m for m in self.methods if m not in known]
         if unknown or not self.methods:
-            raise ValueError(f"rPPG methods must be among {sorted(RPPG_METHODS)}, got {unknown}")
+            raise ValueError(f"rPPG methods must be among {sorted(known)}, got {unknown}")
+        if self.methods[0] in DEEP_METHODS:
+            raise ValueError("the primary (first) rPPG method must be a skin-mean method, e.g. pos")
         for name in ("identity_stride", "ssim_stride", "detect_stride", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")

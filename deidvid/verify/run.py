@@ -42,7 +42,9 @@ from deidvid.measure.gallery import (
 )
 from deidvid.measure.identity import IdentityScorer, PairBatcher
 from deidvid.measure.pulse import (
+    DEEP_METHODS,
     MIN_PULSE_SECONDS,
+    FaceThumbnails,
     SkinTraces,
     compare_track_pulse,
     long_enough_for_pulse,
@@ -69,6 +71,9 @@ if TYPE_CHECKING:
 __all__ = ["Progress", "VerifyOptions", "VerifyReport", "check_compatible", "gate_failures", "report_tables", "verify_videos"]
 
 
+FPS_TOLERANCE = 0.01  # relative difference of the average frame rates
+
+
 def check_compatible(original_info: Any, deid_info: Any) -> None:
     """Raise BadInputError unless both videos have the same size, frame count and rate."""
     a, b = original_info, deid_info
@@ -79,7 +84,9 @@ def check_compatible(original_info: Any, deid_info: Any) -> None:
             f"frame counts differ: {a.frame_count} (original) vs {b.frame_count}; verify compares frame by frame"
         )
     fps_a, fps_b = float(a.fps), float(b.fps)
-    if abs(fps_a - fps_b) > 1e-3 * max(fps_a, fps_b):
+    # Frames are compared one by one (equal counts); the average rate only has to agree
+    # roughly: a re-muxed copy may end on a different last-frame duration.
+    if abs(fps_a - fps_b) > FPS_TOLERANCE * max(fps_a, fps_b):
         raise BadInputError(f"frame rates differ: {fps_a:.3f} (original) vs {fps_b:.3f} fps")
 
 
@@ -111,6 +118,10 @@ class FrameMeasures:
         self.timer = timer
         self.frame_quality, self.face_quality = QualityAccumulator(), QualityAccumulator()
         self.skin = SkinTraces({t.track_id: len(t.landmarks) for t in tracks})
+        self.deep_methods = available_deep_methods(options.methods)
+        self.thumbnails = (
+            FaceThumbnails({t.track_id: len(t.landmarks) for t in tracks}) if self.deep_methods else None
+        )
         self.times = np.full(frame_count, np.nan)  # (frame_count,) presentation times (s)
 
     def add(self, index: int, time_s: float, original: np.ndarray, deidentified: np.ndarray) -> None:
@@ -130,6 +141,8 @@ class FrameMeasures:
             offset = index - track.start
             with timer("skin"):
                 self.skin.add(track.track_id, offset, original, deidentified, landmarks)
+                if self.thumbnails is not None:
+                    self.thumbnails.add(track.track_id, offset, original, deidentified, landmarks)
             with timer("quality"):
                 box = crop_box(landmarks)
                 self.face_quality.update(
@@ -149,6 +162,13 @@ class FrameMeasures:
 
     def quality(self) -> dict[str, dict[str, float | int]]:
         return {"frame": self.frame_quality.summary(), "face": self.face_quality.summary()}
+
+
+def available_deep_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The requested face-crop rPPG networks that can run here (PhysNet needs the open-rppg wheel)."""
+    from deidvid.rppg.physnet import physnet_available
+
+    return tuple(m for m in methods if m in DEEP_METHODS and physnet_available())
 
 
 def face_sections(
@@ -173,8 +193,14 @@ def face_sections(
             if truth is not None and track is primary_track:
                 ppg = ppg_at_frames(truth, measures.times)[track.start : track.end]
             rgb_original, rgb_deid = measures.skin.traces(track.track_id)
+            deep = {
+                m: measures.thumbnails.waveforms(track.track_id, fps, m, options.device)
+                for m in measures.deep_methods
+                if measures.thumbnails is not None
+            }
             pulse = compare_track_pulse(
-                rgb_original, rgb_deid, track_times, options.methods, options.windows_s, options.pulse_settings, ppg
+                rgb_original, rgb_deid, track_times, options.methods, options.windows_s, options.pulse_settings, ppg,
+                deep,
             )
         else:
             warnings.append(
@@ -238,6 +264,11 @@ def verify_videos(
         recognisers = {resolve_name(n): load_recogniser(n, options.device) for n in options.recognisers}
         scorer = IdentityScorer(recognisers, keep_embeddings=options.gallery is not None)
         detector = options.finding.detector(options.device)
+    for method in options.methods:
+        if method in DEEP_METHODS and method not in available_deep_methods(options.methods):
+            from deidvid.rppg.physnet import physnet_unavailable_reason
+
+            warnings.append(f"rPPG method {method} skipped: {physnet_unavailable_reason()}")
     for name, threshold in scorer.thresholds.items():
         if threshold is None:
             warnings.append(f"recogniser '{name}' has no calibrated threshold: distances only")

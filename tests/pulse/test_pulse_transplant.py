@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deidvid.pulse.measure import relative_variation
+from deidvid.pulse.variation import relative_variation
 from deidvid.pulse.regions import region_masks, skin_field_mask
 from deidvid.pulse.transplant import (
     carried_amplitude,

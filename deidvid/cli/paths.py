@@ -1,0 +1,115 @@
+"""Which files a command reads and writes, checked before any work starts.
+
+Nothing deidvid writes may be something it reads or another thing it writes: an overlap
+(by path after resolving symbolic links, or by inode for hard links) is a usage error.
+Problems of a single input of a batch (missing, unreadable, output exists, output folder
+not writable) are that input's own error, so the rest of the batch still runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deidvid.errors import BadInputError, UsageError
+
+# deidvid.io is imported inside the functions: it loads PyAV and numpy, which `--help`
+# and usage errors do not need.
+
+STDOUT = "-"  # ``--json -``
+# Containers the encoder writes; other inputs (.avi, .mpg, ...) default to .mp4 output.
+OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv", ".m4v"}
+
+
+@dataclass(frozen=True)
+class Written:
+    """A path the command will write and what it is, for messages ("output", "--json report")."""
+
+    path: Path
+    role: str
+
+
+def default_output(src: Path, out_dir: Path | None) -> Path:
+    suffix = src.suffix.lower() if src.suffix.lower() in OUTPUT_SUFFIXES else ".mp4"
+    return (out_dir or src.parent) / f"{src.stem}.deid{suffix}"
+
+
+def plan_outputs(inputs: Sequence[Path], output: Path | None, out_dir: Path | None) -> list[Path]:
+    """The output path of each input (whole-command problems only; see :func:`preflight`)."""
+    if output is not None and len(inputs) > 1:
+        raise UsageError("-o/--output takes one input; use --out-dir for several")
+    if output is not None and out_dir is not None:
+        raise UsageError("use either -o/--output or --out-dir, not both")
+    if out_dir is not None and not out_dir.is_dir():
+        problem = "is not a folder" if out_dir.exists() else "does not exist"
+        raise BadInputError(f"output folder {out_dir} {problem}")
+    return [output] if output is not None else [default_output(p, out_dir) for p in inputs]
+
+
+def check_no_overlap(inputs: Sequence[Path], written: Sequence[Written]) -> None:
+    """Raise UsageError when a written path is an input, another written path, or would be
+    swept as one of an output's stale temporaries."""
+    from deidvid.io.atomic import is_temp_of
+    from deidvid.io.encode import same_file
+
+    for i, item in enumerate(written):
+        for src in inputs:
+            if same_file(item.path, src):
+                raise UsageError(f"{item.role} {item.path} is the input {src}; deidvid never overwrites its input")
+            if is_temp_of(src, item.path):
+                raise UsageError(f"input {src} has the name of a temporary file of {item.path}; rename it")
+        for other in written[:i]:
+            if same_file(item.path, other.path):
+                raise UsageError(f"{item.role} and {other.role} are both {item.path}; give them different names")
+
+
+def check_report_path(path: Path | None) -> None:
+    """``--json FILE`` must be writable before the work starts (not a folder, folder exists...).
+
+    An existing report is replaced (reports are not videos: no --overwrite needed), but
+    never when it is an input or an output (:func:`check_no_overlap`).
+    """
+    from deidvid.io.atomic import remove_stale
+    from deidvid.io.encode import (
+        check_output_folder,
+        check_output_target,
+        probe_writable,
+    )
+
+    if path is None or str(path) == STDOUT:
+        return
+    try:
+        check_output_folder(path)
+        check_output_target(path, overwrite=True)
+        remove_stale(path)  # temporaries a killed run (SIGKILL) left for this report
+        probe_writable(path)
+    except (UsageError, BadInputError) as err:
+        raise type(err)(f"--json {err}") from None
+
+
+def written_paths(outputs: Sequence[Path], report: Path | None) -> list[Written]:
+    items = [Written(p, "output") for p in outputs]
+    if report is not None and str(report) != STDOUT:
+        items.append(Written(report, "--json report"))
+    return items
+
+
+def preflight(src: Path, dst: Path, overwrite: bool, copy_audio: bool) -> None:
+    """Everything about one input and its output that can fail before pass 1.
+
+    Raises:
+        BadInputError: the input is missing or unreadable, or the output folder cannot be written.
+        UsageError: the output exists (without ``overwrite``), is a folder, has an
+            unsupported suffix or too long a name, or the audio cannot go into it.
+    """
+    from deidvid.io.atomic import remove_stale
+    from deidvid.io.decode import check_input_file
+    from deidvid.io.encode import check_audio_fits, check_output_path, probe_writable
+
+    check_input_file(src)
+    check_output_path(dst, src, overwrite=overwrite)
+    remove_stale(dst, keep=[src])  # temporaries a killed run (SIGKILL) left for this output
+    probe_writable(dst)
+    if copy_audio:
+        check_audio_fits(src, dst)
