@@ -24,7 +24,7 @@ from deidvid.io.atomic import (
     write_text,
 )
 from deidvid.io.decode import iter_frames, probe
-from deidvid.io.encode import VideoWriter, check_audio_fits, metadata_policy
+from deidvid.io.encode import VideoWriter, check_audio_fits
 from deidvid.testing import bad_inputs
 from deidvid.testing import synthetic_video as videos
 
@@ -197,8 +197,7 @@ def test_free_text_metadata_is_stripped_by_default(tmp_path: Path, suffix: str) 
     copy_video(src, tmp_path / f"out{suffix}")
     kept = _lowered(tmp_path / f"out{suffix}")
     assert not set(PERSONAL) & set(kept) and kept["creation_time"].startswith("2024-01-01")
-    with metadata_policy(True):  # what --keep-metadata sets for the pipeline's writers
-        copy_video(src, tmp_path / f"kept{suffix}")
+    copy_video(src, tmp_path / f"kept{suffix}", keep_metadata=True)
     assert _lowered(tmp_path / f"kept{suffix}")["title"] == "patient 17 Jane Doe"
 
 
