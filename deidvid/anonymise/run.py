@@ -18,10 +18,11 @@ import numpy as np
 from deidvid.anonymise.clips import ClipAccumulator, FaceResult
 from deidvid.anonymise.fallback import cover_region, lost_face_regions
 from deidvid.anonymise.models import PipelineModels
-from deidvid.anonymise.options import AnonymiseOptions
+from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
+from deidvid.faces.geometry import CropBox
 from deidvid.io.decode import Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter
 from deidvid.measure.identity_check import IdentityCheck
@@ -46,6 +47,7 @@ def render(
 
     ``lost``: frame -> face boxes to cover with the fallback (empty with ``--fallback none``).
     """
+    qp_offset = -face_qp_offset(opts, pulse is not None)
     clips = ClipAccumulator(analysis.tracks, opts.clip_len, opts.overlap, method.paste_mode is PasteMode.RESIDUAL)
     started: set[int] = set()
     pending: deque[Frame] = deque()
@@ -59,9 +61,10 @@ def render(
             while pending and clips.is_final(pending[0].index, decoded_up_to):
                 frame = pending.popleft()
                 with timer("paste"):
-                    rgb = composite(frame, clips.take(frame.index), method, lost.get(frame.index, []))
+                    results = clips.take(frame.index)
+                    rgb = composite(frame, results, method, lost.get(frame.index, []))
                 with timer("encode"):
-                    writer.write(frame, rgb)
+                    writer.write(frame, rgb, [face_region(r.box) for r in results], qp_offset)
                 written += 1
                 if progress:
                     progress("render", written, analysis.frame_count)
@@ -90,6 +93,19 @@ def render(
             flush(frame.index)
         flush(np.iinfo(np.int64).max)
     return written
+
+
+def face_qp_offset(opts: AnonymiseOptions, pulse_transplanted: bool) -> int:
+    """How many QP finer than the rest the faces are coded (``AnonymiseOptions.face_qp_offset``)."""
+    if opts.face_qp_offset is not None:
+        return opts.face_qp_offset
+    return PULSE_FACE_QP_OFFSET if pulse_transplanted else 0
+
+
+def face_region(box: CropBox) -> tuple[int, int, int, int]:
+    """The pasted face's region ``(x, y, w, h)``: the crop box grown by an eighth on each side (the mask's feather)."""
+    grow = box.side // 8
+    return box.x0 - grow, box.y0 - grow, box.side + 2 * grow, box.side + 2 * grow
 
 
 def composite(frame: Frame, results: list[FaceResult], method: Method, lost: list[np.ndarray]) -> np.ndarray:

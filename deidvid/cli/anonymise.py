@@ -42,12 +42,12 @@ def anonymise(
     inputs: Annotated[list[Path], typer.Argument(help="Input video(s).", show_default=False, readable=False)],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input).", readable=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for outputs (NAME.deid.EXT).", readable=False)] = None,
-    method: Annotated[str, typer.Option(help="blur | pixelate | ae | ae-paper (autoencoders: see weights/MODEL_CARD.md)")] = "blur",
+    method: Annotated[str, typer.Option(help="blur | pixelate | ae | ae-paper (autoencoders: see deidvid/weights/MODEL_CARD.md)")] = "blur",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     strength: Annotated[
         float | None,
         typer.Option(help="--method ae: perturbation RMS in grey levels (0-255); more hides identity better, "
-                     "costs PSNR (default: as trained, see weights/MODEL_CARD.md).", show_default=False),
+                     "costs PSNR (default: as trained, see deidvid/weights/MODEL_CARD.md).", show_default=False),
     ] = None,
     keep_pulse: Annotated[
         bool | None,
@@ -62,6 +62,11 @@ def anonymise(
     clip_len: Annotated[int, typer.Option(help="Frames per model clip (>= 1).")] = 64,
     overlap: Annotated[int, typer.Option(help="Frames shared by consecutive clips (cross-faded; < --clip-len).")] = 16,
     crf: Annotated[int, typer.Option(help="H.264 quality, 0-51 (lower is better).")] = 16,
+    face_qp_offset: Annotated[
+        int | None,
+        typer.Option(help="Code the faces this many QP finer than the rest, 0-51 (default: 15 when the pulse is "
+                     "transplanted, so the encoder keeps it; else 0).", show_default=False),
+    ] = None,
     lossless: Annotated[bool, typer.Option(help="Lossless H.264.")] = False,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the audio stream.")] = False,
     keep_metadata: Annotated[
@@ -85,6 +90,7 @@ def anonymise(
         method=method, device=device, strength=strength, fallback=fallback, fallback_seconds=fallback_seconds,
         detect_every=detect_every, detector_max_side=detector_max_side, threshold=threshold,
         clip_len=clip_len, overlap=overlap, crf=crf, identity_check=identity_check, max_match_rate=max_match_rate,
+        face_qp_offset=face_qp_offset,
     )
     _, message, code = run_guarded(_check_args, args)
     if message:
@@ -142,7 +148,7 @@ def _options(args: AnonymiseArgs, *, lossless: bool, copy_audio: bool, keep_puls
         finding=finding, clip_len=args.clip_len, overlap=args.overlap,
         fallback=args.fallback, fallback_seconds=args.fallback_seconds,
         crf=args.crf, lossless=lossless, copy_audio=copy_audio, identity_check=args.identity_check,
-        keep_pulse=keep_pulse, keep_metadata=keep_metadata,
+        keep_pulse=keep_pulse, keep_metadata=keep_metadata, face_qp_offset=args.face_qp_offset,
     )
 
 

@@ -74,6 +74,7 @@ class AnonymiseArgs:
     crf: int
     identity_check: bool
     max_match_rate: float | None
+    face_qp_offset: int | None = None
 
 
 def check_anonymise(
@@ -99,6 +100,8 @@ def check_anonymise(
     if args.overlap >= args.clip_len:
         raise UsageError("--overlap must be smaller than --clip-len")
     check_range(args.crf, "--crf", *CRF_RANGE)
+    if args.face_qp_offset is not None:
+        check_range(args.face_qp_offset, "--face-qp-offset", *CRF_RANGE)
     check_range(args.max_match_rate, "--max-match-rate", 0.0, 1.0)
     if args.max_match_rate is not None and not args.identity_check:
         raise UsageError("--max-match-rate needs the identity check (drop --no-identity-check)")

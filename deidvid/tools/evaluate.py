@@ -198,6 +198,7 @@ def evaluate(
     """Anonymise and verify every video with every variant; see the module docstring."""
     from deidvid.anonymise.options import AnonymiseOptions
     from deidvid.anonymise.run import anonymise_video
+    from deidvid.faces.find import analyse_video
     from deidvid.shared_data import shared_data_dir
     from deidvid.verify.options import VerifyOptions
     from deidvid.verify.run import verify_videos
@@ -213,6 +214,7 @@ def evaluate(
         ppg = _contact_ppg(src)
         if seconds is not None:
             src = first_seconds(src, out / f"{name}.first{seconds:g}s.mp4", seconds)
+        analysis = None  # the original's pass 1, shared by the variants' verify runs
         for variant in variants:
             method, keep = parse_variant(variant)
             tag = variant if strength is None or method != "ae" else f"{variant}{strength:g}"
@@ -227,7 +229,9 @@ def evaluate(
                     )
                     anonymise_video(src, deid, options)
                 verify_options = VerifyOptions(device=device, recognisers=recognisers, ppg=ppg)
-                report = verify_videos(src, deid, verify_options).to_dict()
+                if analysis is None:
+                    analysis = analyse_video(src, verify_options.finding, device)
+                report = verify_videos(src, deid, verify_options, analysis=analysis).to_dict()
                 tmp = report_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(report, indent=1))
                 os.replace(tmp, report_path)

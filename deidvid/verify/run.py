@@ -63,6 +63,7 @@ from deidvid.verify.report import (
 from deidvid.verify.tables import report_tables
 
 if TYPE_CHECKING:
+    from deidvid.faces.find import Analysis
     from deidvid.faces.track import FaceTrack
     from deidvid.rppg.ground_truth import GroundTruth
     from deidvid.timing import StageTimer
@@ -226,6 +227,7 @@ def verify_videos(
     deidentified: str | Path,
     options: VerifyOptions | None = None,
     progress: Progress | None = None,
+    analysis: Analysis | None = None,
 ) -> VerifyReport:
     """Compare a de-identified video with its original; see the module docstring.
 
@@ -233,6 +235,8 @@ def verify_videos(
         original, deidentified: the two videos (same size, frame count and rate).
         options: what to measure (default: :class:`VerifyOptions` ()).
         progress: called with (stage, frames done, frames total) as frames are decoded.
+        analysis: pass 1 of the original, when the caller has it already (several
+            de-identified versions of one original); found here otherwise.
 
     Raises:
         BadInputError: the videos differ in size, length or rate; no face in the original.
@@ -255,7 +259,8 @@ def verify_videos(
     check_compatible(info, deid_info)
     truth = read_ground_truth(options.ppg) if options.ppg is not None else None
 
-    analysis = analyse_video(original, options.finding, options.device, info, timer, progress)
+    if analysis is None:
+        analysis = analyse_video(original, options.finding, options.device, info, timer, progress)
     tracks = analysis.tracks
     if not tracks:
         raise BadInputError(f"{original}: no face found in the original video; nothing to verify")

@@ -297,7 +297,7 @@ DLIB_TO_MESH = {
 
 
 def test_mesh_lands_on_the_dlib_landmarks(facemesh, astronaut, astronaut_landmarks):
-    points, score, _ = facemesh(astronaut, astronaut_landmarks)
+    points, score = facemesh(astronaut, astronaut_landmarks)
     assert points.shape == (468, 3) and score > 0.9
     iod = _interocular(astronaut_landmarks)
     errors = {d: float(np.linalg.norm(points[m, :2] - astronaut_landmarks[d])) / iod for d, m in DLIB_TO_MESH.items()}
