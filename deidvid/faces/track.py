@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,21 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = iw * ih
     area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
+def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost matching of ``(N, M)`` costs: ``(rows, cols)`` index arrays (Hungarian).
+
+    One face or one track (the usual case) is an argmin; scipy.optimize, which costs
+    0.5-0.7 s to import, loads only for several of each.
+    """
+    if min(cost.shape) == 1:
+        if cost.shape[0] == 1:
+            return np.array([0]), np.array([int(np.argmin(cost[0]))])
+        return np.array([int(np.argmin(cost[:, 0]))]), np.array([0])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
 
 
 def moving_average(x: np.ndarray, width: int = 5) -> np.ndarray:
@@ -115,7 +129,7 @@ class FaceTracker:
         ids = [-1] * len(faces)
         if faces and self._live:
             cost = self._match_cost(frame_index, faces)
-            rows, cols = linear_sum_assignment(cost)
+            rows, cols = assign(cost)
             for r, c in zip(rows, cols):
                 if cost[r, c] < 1.0:
                     self._live[c].frames[frame_index] = faces[r]

@@ -91,7 +91,7 @@ class Method(ABC):
         """De-identify clips (possibly of several tracks); one ``(T, S, S, 3)`` float32 each."""
 
     def finish_frame(self, frame_index: int, canvas: np.ndarray) -> None:  # noqa: B027 - optional hook
-        """Called with each full frame ``(H, W, 3)`` float32 (0..255) after paste, before encode."""
+        """Called with each frame that has a face, ``(H, W, 3)`` float32 (0..255), after paste, before encode."""
 
     def __call__(self, frames: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """One clip without track context: ``(T, S, S, 3)`` -> ``(T, S, S, 3)`` (tests, tools, training)."""

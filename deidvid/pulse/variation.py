@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import interpolate, signal
 
 DEFAULT_BAND_HZ: tuple[float, float] = (0.7, 4.0)
 GAMMA = 2.2  # display value v -> linear light (v / 255) ** GAMMA: the pulse is a change of light
@@ -61,6 +60,7 @@ def filter_in_time(
     samples), then a cubic spline back (the filtered signal is smooth and band-limited,
     where linear interpolation would dent its peaks).
     """
+    from scipy import interpolate  # lazy: 1.2-1.5 s to import, only transplanting needs it
     grid, fs, uniform = even_grid(times_s)
     if uniform:
         return fn(x, fs)
@@ -101,6 +101,7 @@ def _extend_ar(x: np.ndarray, count: int, fs: float) -> np.ndarray:
     the prediction to the segment's mean over the pad, so it cannot run away; an
     unstable fit falls back to mirroring.
     """
+    from scipy import signal  # lazy: 1.2-1.5 s to import, only transplanting needs it
     length = min(x.shape[0], max(3, round(AR_FIT_S * fs)))
     order = max(1, min(round(AR_ORDER_S * fs), length // 3))
     taper = 0.5 * (1.0 + np.cos(np.pi * np.arange(1, count + 1) / count))
@@ -171,6 +172,7 @@ def relative_variation(
     low, high = checked_band(band_hz, even_grid(times_s)[1])
 
     def band_variation(x: np.ndarray, fs: float) -> np.ndarray:
+        from scipy import signal  # lazy: 1.2-1.5 s to import, only transplanting needs it
         base_cut = BASELINE_FRACTION * low
         base_sos = signal.butter(BASELINE_ORDER, base_cut, "lowpass", fs=fs, output="sos")
         band_sos = signal.butter(BAND_ORDER, (low, high), "bandpass", fs=fs, output="sos")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from deidvid.faces.track import FaceTracker, box_iou, moving_average
 
@@ -61,3 +62,17 @@ def test_moving_average_matches_convolution_inside_and_shrinks_at_ends():
     np.testing.assert_allclose(y[2:-2], ref)
     np.testing.assert_allclose(y[0], x[:3].mean(axis=0))
     np.testing.assert_allclose(y[-1], x[-3:].mean(axis=0))
+
+
+def test_assign_matches_the_hungarian_algorithm_on_every_shape():
+    from scipy.optimize import linear_sum_assignment
+
+    from deidvid.faces.track import assign
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (1, 4), (4, 1), (3, 3), (2, 5), (5, 2)]:
+        cost = rng.random(shape)
+        rows, cols = assign(cost)
+        ref_rows, ref_cols = linear_sum_assignment(cost)
+        assert cost[rows, cols].sum() == pytest.approx(cost[ref_rows, ref_cols].sum())
+        assert len(rows) == min(shape)
