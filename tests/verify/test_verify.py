@@ -6,6 +6,7 @@ quality) and ``test_verify_report.py`` (summary, gates, JSON, tables).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -198,3 +199,25 @@ def test_gallery_top1_and_eer(face_video, shared_data, tmp_path):
     assert scores["identity"] == "astronaut"
     assert scores["top1_original"] == scores["top1_deidentified"] == 1.0
     assert scores["eer_original"] == scores["eer_deidentified"] < 0.2
+
+
+def test_physnet_judges_beside_the_skin_mean_methods(face_video):
+    from deidvid.rppg.physnet import physnet_available
+
+    if not physnet_available():
+        pytest.skip("open-rppg wheel not installed (bash tests/run.sh installs it)")
+    options = dataclasses.replace(FAST, methods=("pos", "physnet"))
+    face = verify_videos(face_video, face_video, options).to_dict()["faces"][0]
+    physnet = face["pulse"]["methods"]["physnet"]
+    assert physnet["hr_original_bpm"] == physnet["hr_deidentified_bpm"]
+    assert physnet["windows"]["whole"]["summary"]["pearson"] == pytest.approx(1.0)
+
+
+def test_physnet_missing_is_a_warning_not_a_failure(face_video, monkeypatch):
+    import deidvid.rppg.physnet as physnet
+
+    monkeypatch.setattr(physnet, "physnet_available", lambda variant="rlap": False)
+    options = dataclasses.replace(FAST, methods=("pos", "physnet"))
+    report = verify_videos(face_video, face_video, options)
+    assert "physnet" not in report.faces[0]["pulse"]["methods"]
+    assert any("rPPG method physnet skipped" in w for w in report.warnings)
