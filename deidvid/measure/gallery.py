@@ -1,12 +1,25 @@
-"""Closed-set identification against a gallery of known people: top-1 accuracy and EER.
+"""Identification against a gallery of known people: top-1 accuracy, EER, rank-1/rank-5 re-identification.
 
 A gallery is a folder ``DIR/<identity>/*.jpg`` (at least two identities). Each
 identity's *template* is the mean embedding of the faces found in its images (the
 largest detection per image). A face is classified as its nearest template
-(Euclidean); the true identity of a face track is the majority prediction on its
-*original* frames. Per track and recogniser: top-1 accuracy on both videos, and the
-equal error rate of each video's faces (genuine score: distance to the true
-template; impostor: distance to every other template).
+(Euclidean).
+
+Closed set (the person is one of the gallery's identities): the true identity of a face
+track is the majority prediction on its *original* frames. Per track and recogniser:
+top-1 accuracy on both videos, and the equal error rate of each video's faces (genuine
+score: distance to the true template; impostor: distance to every other template).
+
+Re-identification (the attack the de-identification must resist): the person is
+*enrolled* from the original video -- one more template, the mean embedding of the
+track's original frames -- among the gallery's identities, the distractors. A face's
+*rank* is 1 + the number of distractor templates nearer to it than the nearest template
+of the person; rank-k is the fraction of faces with rank <= k (of the de-identified
+faces: re-identified; of the original faces: about 1, a sanity check). A gallery
+identity whose template lies within the recogniser's threshold of the enrolled one is
+taken to be the same person (``same_person_in_gallery``), not a distractor. With fewer
+than k distractors rank-k is 1 by construction (``gallery_size`` says how many
+templates there were).
 """
 
 from __future__ import annotations
@@ -30,6 +43,9 @@ GALLERY_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".t
 FindLandmarks = Callable[[np.ndarray], "np.ndarray | None"]
 
 
+REID_RANKS = (1, 5)
+
+
 class GalleryScores(TypedDict):
     """One track's closed-set scores with one recogniser (the JSON of verify)."""
 
@@ -39,6 +55,17 @@ class GalleryScores(TypedDict):
     eer_original: float
     eer_deidentified: float
     frames: int
+
+
+class ReidScores(TypedDict):
+    """One track's re-identification with its original enrolled, one recogniser (the JSON of verify)."""
+
+    gallery_size: int  # templates: the gallery's identities + the enrolled person
+    same_person_in_gallery: list[str]
+    rank1_original: float
+    rank5_original: float
+    rank1_deidentified: float
+    rank5_deidentified: float
 
 
 def gallery_images(gallery: Path) -> dict[str, list[Path]]:
@@ -164,17 +191,58 @@ def closed_set_scores(original: np.ndarray, deidentified: np.ndarray, templates:
     }
 
 
+def reid_ranks(probes: np.ndarray, person: np.ndarray, distractors: np.ndarray) -> np.ndarray:
+    """``(N,)`` int ranks of ``(N, D)`` faces: 1 + the distractor templates ``(K, D)`` nearer
+    than the nearest of the person's templates ``(P, D)`` (``P >= 1``; ties do not count)."""
+    nearest_person = template_distances(probes, person).min(axis=1)  # (N,)
+    if not len(distractors):
+        return np.ones(len(probes), np.int64)
+    closer = template_distances(probes, distractors) < nearest_person[:, None]
+    return 1 + closer.sum(axis=1)
+
+
+def reid_scores(
+    original: np.ndarray, deidentified: np.ndarray, templates: np.ndarray, names: Sequence[str], threshold: float | None
+) -> ReidScores:
+    """Rank-1 / rank-5 re-identification of one track's ``(N, D)`` original and de-identified
+    embeddings among ``templates (K, D)`` with the original enrolled (see the module docstring).
+
+    ``threshold``: the recogniser's same-person distance; gallery templates nearer than it to
+    the enrolled one count as the person (None: every gallery identity is a distractor).
+    """
+    enrolled = original.mean(axis=0, keepdims=True)  # (1, D)
+    to_enrolled = template_distances(enrolled, templates)[0]  # (K,)
+    same = to_enrolled < threshold if threshold is not None else np.zeros(len(templates), bool)
+    person = np.concatenate([enrolled, templates[same]])
+    ranks_original = reid_ranks(original, person, templates[~same])
+    ranks_deid = reid_ranks(deidentified, person, templates[~same])
+    k1, k5 = REID_RANKS
+    return {
+        "gallery_size": len(templates) + 1,
+        "same_person_in_gallery": [n for n, s in zip(names, same) if s],
+        "rank1_original": float(np.mean(ranks_original <= k1)),
+        "rank5_original": float(np.mean(ranks_original <= k5)),
+        "rank1_deidentified": float(np.mean(ranks_deid <= k1)),
+        "rank5_deidentified": float(np.mean(ranks_deid <= k5)),
+    }
+
+
 def gallery_scores(
     names: list[str], templates: dict[str, np.ndarray], scorer: IdentityScorer, track_ids: list[int]
 ) -> dict[str, Any]:
-    """``{"identities": names, "tracks": {track: {recogniser: GalleryScores}}}`` from the
-    (original, de-identified) embeddings ``scorer`` kept per track; tracks never embedded get ``{}``."""
+    """``{"identities": names, "tracks": {track: {recogniser: GalleryScores + ReidScores}}}``
+    from the (original, de-identified) embeddings ``scorer`` kept per track; tracks never
+    embedded get ``{}``."""
+    thresholds = scorer.thresholds
     out: dict[str, Any] = {"identities": names, "tracks": {}}
     for track_id in track_ids:
         per_recogniser = {}
         for name, template in templates.items():
             original, deid = scorer.embeddings(name, track_id)
             if len(original):
-                per_recogniser[name] = closed_set_scores(original, deid, template, names)
+                per_recogniser[name] = {
+                    **closed_set_scores(original, deid, template, names),
+                    **reid_scores(original, deid, template, names, thresholds.get(name)),
+                }
         out["tracks"][str(track_id)] = per_recogniser
     return out

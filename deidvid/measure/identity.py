@@ -5,7 +5,10 @@ and its de-identified version; a model's input crop and its output crop). Each b
 recogniser embeds both; the pair *matches* when the Euclidean distance of the two
 embeddings is below the recogniser's threshold (:attr:`Recogniser.calibrated_threshold`,
 the manifest's calibrated value: thresholds are declared nowhere else). The *match rate*
-is the fraction of scored pairs that match.
+is the fraction of scored pairs that match. The *strict* match rate counts them at the
+recogniser's threshold for a false accept rate of 1e-3 on LFW
+(:attr:`Recogniser.far1e3_threshold`, also from the manifest), the operating point face
+anonymisation papers report.
 
 Three callers, one count:
 
@@ -44,6 +47,8 @@ class IdentityScores(TypedDict):
     match_rate: float | None
     mean_distance: float | None
     median_distance: float | None
+    threshold_far1e3: float | None  # the strict threshold (FAR 1e-3 on LFW)
+    match_rate_far1e3: float | None
 
 
 def image_batch(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -81,8 +86,11 @@ def match_rate(distances: np.ndarray, threshold: float | None) -> float | None:
     return float(np.mean(matches(distances, threshold)))
 
 
-def identity_scores(distances: np.ndarray, threshold: float | None) -> IdentityScores:
-    """Frames, match rate, mean and median distance of ``distances (N,)`` (None where empty)."""
+def identity_scores(
+    distances: np.ndarray, threshold: float | None, threshold_far1e3: float | None = None
+) -> IdentityScores:
+    """Frames, match rate, mean and median distance of ``distances (N,)`` (None where empty),
+    and the match rate at the strict threshold ``threshold_far1e3``."""
     distances = np.asarray(distances)
     return {
         "frames": int(distances.size),
@@ -90,6 +98,8 @@ def identity_scores(distances: np.ndarray, threshold: float | None) -> IdentityS
         "match_rate": match_rate(distances, threshold),
         "mean_distance": float(distances.mean()) if distances.size else None,
         "median_distance": float(np.median(distances)) if distances.size else None,
+        "threshold_far1e3": threshold_far1e3,
+        "match_rate_far1e3": match_rate(distances, threshold_far1e3),
     }
 
 
@@ -123,6 +133,11 @@ class IdentityScorer:
     def thresholds(self) -> dict[str, float | None]:
         """Each recogniser's same-person threshold (None: distances only)."""
         return {name: rec.calibrated_threshold for name, rec in self.recognisers.items()}
+
+    @property
+    def thresholds_far1e3(self) -> dict[str, float | None]:
+        """Each recogniser's strict threshold, at FAR 1e-3 on LFW (None: not calibrated)."""
+        return {name: rec.far1e3_threshold for name, rec in self.recognisers.items()}
 
     @property
     def device(self) -> torch.device:
@@ -186,9 +201,11 @@ class IdentityScorer:
         return np.stack(rows.reference), np.stack(rows.test)
 
     def summary(self, key: Hashable = 0) -> dict[str, IdentityScores]:
-        """Per recogniser: :func:`identity_scores` of the pairs under ``key``."""
-        thresholds = self.thresholds
-        return {name: identity_scores(self.distances(name, key), thresholds[name]) for name in self.recognisers}
+        """Per recogniser: :func:`identity_scores` of the pairs under ``key``, at both thresholds."""
+        thresholds, strict = self.thresholds, self.thresholds_far1e3
+        return {
+            name: identity_scores(self.distances(name, key), thresholds[name], strict[name]) for name in self.recognisers
+        }
 
 
 class PairBatcher:

@@ -19,7 +19,8 @@ Usage::
 
 Same-person thresholds live here only: the manifest's calibrated one
 (``deidvid models calibrate``), else the registry's published operating point
-(:data:`DLIB_THRESHOLD` for A). Match rates over many face pairs (verify, the
+(:data:`DLIB_THRESHOLD` for A); and the strict one at a false accept rate of 1e-3 on LFW
+(:attr:`Recogniser.far1e3_threshold`, the manifest's ``far_1e-3`` entry). Match rates over many face pairs (verify, the
 anonymise identity check, training validation) are counted by
 :class:`deidvid.measure.identity.IdentityScorer` at these thresholds.
 """
@@ -69,6 +70,8 @@ def _load_mobileface(device: str | torch.device) -> nn.Module:
 
 # dlib's published same-person distance for its ResNet (recogniser A): the one declaration of 0.6.
 DLIB_THRESHOLD = 0.6
+# The manifest's calibration entry of the strict operating point (FAR 1e-3 on LFW).
+FAR_1E3_KEY = "far_1e-3"
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,20 @@ class Recogniser(nn.Module):
         return None if value is None else float(value)
 
     @property
+    def far1e3_threshold(self) -> float | None:
+        """The strict operating point: the distance below which a pair matches at a false
+        accept rate of 1e-3 on LFW (manifest ``calibration["far_1e-3"]["threshold"]``, written by
+        ``deidvid models calibrate``); None when the manifest has none."""
+        value = self.calibration.get(FAR_1E3_KEY, {}).get("threshold")
+        return None if value is None else float(value)
+
+    @property
+    def far1e3_tar(self) -> float | None:
+        """LFW true accept rate at :attr:`far1e3_threshold` (None when not calibrated)."""
+        value = self.calibration.get(FAR_1E3_KEY, {}).get("tar")
+        return None if value is None else float(value)
+
+    @property
     def threshold(self) -> float:
         """Euclidean distance below which two faces count as the same person: the LFW-
         calibrated operating point from the manifest (dlib's standard 0.6 for A).
@@ -217,4 +234,4 @@ def load_recogniser(name: str, device: str | torch.device = "cpu") -> Recogniser
     return Recogniser(spec, network, calibration).to(device)
 
 
-__all__ = ["ALIASES", "ALL_RECOGNISERS", "DLIB_THRESHOLD", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]
+__all__ = ["ALIASES", "ALL_RECOGNISERS", "DLIB_THRESHOLD", "FAR_1E3_KEY", "RECOGNISERS", "Recogniser", "RecogniserSpec", "load_recogniser", "resolve_name"]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from deidvid.errors import BadInputError
 from deidvid.faces.detect import (
     ANCHOR_SIZES,
     ANCHOR_STRIDES,
@@ -31,7 +32,6 @@ from deidvid.faces.detect import (
     nms,
     prior_boxes,
 )
-from deidvid.errors import BadInputError
 from deidvid.tools.convert.sources import sources_required
 
 data = pytest.importorskip("skimage.data")
@@ -184,8 +184,8 @@ def test_network_matches_onnxruntime_on_photos(wheel: Path, shared_data: Path):
 
 
 def test_bundled_weights_match_converter_output(wheel: Path):
-    from deidvid.weights import load_safetensors
     from deidvid.tools.convert.retinaface import onnx_to_state_dict, read_onnx_bytes
+    from deidvid.weights import load_safetensors
 
     fresh = onnx_to_state_dict(read_onnx_bytes(wheel))
     bundled = load_safetensors("retinaface")

@@ -4,9 +4,6 @@ points on a real face against the mesh, and the eye-openness measure."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -20,23 +17,19 @@ from deidvid.faces.iris import (
     eye_crops,
     eye_openness,
 )
-
-
-def _sibling(name: str):
-    """A helper module next to this file (tests are not a package here)."""
-    spec = importlib.util.spec_from_file_location(f"_deidvid_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_mesh_tests = _sibling("test_facemesh")
-human_models = _mesh_tests.human_models  # the fixture fetching the pinned tfjs sources
+from deidvid.testing.tfjs_reference import (
+    graph_inputs,
+    needs_weights,
+    read_tfjs_graph,
+    relative_error,
+    run_tfjs_graph,
+    signature_outputs,
+)
 
 
 @pytest.fixture(scope="module")
 def astronaut_mesh(astronaut, astronaut_landmarks) -> np.ndarray:
-    _mesh_tests.needs_weights("facemesh", "iris")
+    needs_weights("facemesh", "iris")
     from deidvid.faces.mesh import FaceMesh
 
     return FaceMesh()(astronaut, astronaut_landmarks).points
@@ -44,7 +37,7 @@ def astronaut_mesh(astronaut, astronaut_landmarks) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def iris_model():
-    _mesh_tests.needs_weights("iris")
+    needs_weights("iris")
     return iris_module.IrisModel()
 
 
@@ -54,15 +47,15 @@ def test_matches_the_tfjs_graph(human_models, astronaut, astronaut_mesh):
 
     model_json = human_models / "iris.json"
     assert sha256_file(human_models / "iris.bin") == manifest_entry("iris")["package"]["sha256"]
-    nodes, weights = _mesh_tests.read_tfjs_graph(model_json)
-    (output,) = _mesh_tests.signature_outputs(model_json).values()
-    x = _mesh_tests.graph_inputs(64, eye_crops(astronaut_mesh)[0].warp(astronaut))
+    nodes, weights = read_tfjs_graph(model_json)
+    (output,) = signature_outputs(model_json).values()
+    x = graph_inputs(64, eye_crops(astronaut_mesh)[0].warp(astronaut))
     with torch.no_grad():
-        (reference,) = _mesh_tests.run_tfjs_graph(nodes, weights, x, [output])
+        (reference,) = run_tfjs_graph(nodes, weights, x, [output])
         contours, iris = load_iris()(x)
     assert reference.shape == (4, 1, 1, 228)
     ours = torch.cat([contours.reshape(4, -1), iris.reshape(4, -1)], dim=1)
-    err = _mesh_tests.relative_error(ours, reference.reshape(4, -1))
+    err = relative_error(ours, reference.reshape(4, -1))
     print(f"iris vs tfjs executor (max abs, rel): {err}")
     assert err[1] < 1e-4, err
     xy = reference[3].reshape(-1, 3)[:, :2]
@@ -129,7 +122,7 @@ def test_mirrored_face_gives_mirrored_eyes(iris_model, astronaut, astronaut_mesh
     # a mirrored face is still a face: swap the mirrored mesh's sides back into order
     from deidvid.faces.canonical_mesh import load_canonical_mesh
 
-    _mesh_tests.needs_weights("canonical_mesh")
+    needs_weights("canonical_mesh")
     flipped_mesh = flipped_mesh[load_canonical_mesh().mirror_index()]
     original = iris_model.eyes(astronaut, astronaut_mesh)
     flipped = iris_model.eyes(np.ascontiguousarray(astronaut[:, ::-1]), flipped_mesh)

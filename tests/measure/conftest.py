@@ -24,16 +24,20 @@ class MeanColour(torch.nn.Module):
         return self.mix(chips).mean(dim=(2, 3))
 
 
-def make_mean_colour_recogniser(threshold: float | None) -> Recogniser:
-    """A real :class:`Recogniser` (threshold from its calibration) whose chip is the whole image."""
+def make_mean_colour_recogniser(threshold: float | None, far1e3: float | None = None) -> Recogniser:
+    """A real :class:`Recogniser` (thresholds from its calibration: ``threshold`` and the strict
+    one at FAR 1e-3, ``far1e3``) whose chip is the whole image."""
     spec = dataclasses.replace(
         RECOGNISERS["mobilefacenet"], name="mean_colour", dim=3, standard_threshold=None,
         make_chips=lambda images, landmarks: images,
     )
-    return Recogniser(spec, MeanColour(), None if threshold is None else {"threshold": threshold})
+    calibration: dict = {} if threshold is None else {"threshold": threshold}
+    if far1e3 is not None:
+        calibration["far_1e-3"] = {"threshold": far1e3, "tar": 0.5}
+    return Recogniser(spec, MeanColour(), calibration or None)
 
 
 @pytest.fixture
 def mean_colour_recogniser() -> Callable[[float | None], Recogniser]:
-    """Factory: ``mean_colour_recogniser(threshold or None)``."""
+    """Factory: ``mean_colour_recogniser(threshold or None, far1e3=None)``."""
     return make_mean_colour_recogniser

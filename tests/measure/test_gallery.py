@@ -115,3 +115,47 @@ def test_gallery_scores_per_track_from_kept_embeddings(mean_colour_recogniser):
     assert out["tracks"]["5"] == {}  # never embedded
     track = out["tracks"]["2"]["mean"]
     assert track["identity"] == "y" and track["top1_original"] == 1.0 and track["top1_deidentified"] == 0.0
+
+
+def test_reid_ranks_count_the_distractors_nearer_than_the_person():
+    from deidvid.measure.gallery import reid_ranks
+
+    person = np.array([[0.0, 0.0]])
+    distractors = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    probes = np.array([[0.1, 0.0], [1.4, 0.0], [2.9, 0.0], [10.0, 0.0]])
+    np.testing.assert_array_equal(reid_ranks(probes, person, distractors), [1, 2, 3, 4])
+    # a second template of the person (an identity of the gallery) counts as the person
+    both = np.concatenate([person, [[3.0, 0.0]]])
+    np.testing.assert_array_equal(reid_ranks(probes, both, distractors[:2]), [1, 2, 1, 1])
+    np.testing.assert_array_equal(reid_ranks(probes, person, np.zeros((0, 2))), [1, 1, 1, 1])
+
+
+def test_reid_with_the_original_enrolled(mean_colour_recogniser):
+    """Seven distractors on a line; the de-identified faces drift away from the enrolled person."""
+    from deidvid.measure.gallery import reid_scores
+
+    names = [f"d{k}" for k in range(7)]
+    templates = np.array([[float(k + 1), 0.0] for k in range(7)])  # 1, 2, ... 7
+    original = np.array([[0.0, 0.1], [0.0, -0.1]])  # enrolled at (0, 0)
+    deid = np.array([[0.2, 0.0], [1.7, 0.0], [5.6, 0.0], [9.0, 0.0]])  # ranks 1, 2, 6, 7 (|9 - 0| > 7, 8)
+    scores = reid_scores(original, deid, templates, names, threshold=0.5)
+    assert scores == {
+        "gallery_size": 8, "same_person_in_gallery": [],
+        "rank1_original": 1.0, "rank5_original": 1.0, "rank1_deidentified": 0.25, "rank5_deidentified": 0.5,
+    }
+    # the person is also in the gallery (d0 at distance 1 < threshold 1.5): d0 is not a distractor
+    scores = reid_scores(original, deid, templates, names, threshold=1.5)
+    assert scores["same_person_in_gallery"] == ["d0"]
+    assert scores["rank1_deidentified"] == 0.5 and scores["rank5_deidentified"] == 0.75
+    assert reid_scores(original, deid, templates, names, threshold=None)["same_person_in_gallery"] == []
+
+
+def test_gallery_scores_carry_reid(mean_colour_recogniser):
+    scorer = IdentityScorer({"mean": mean_colour_recogniser(0.1)}, keep_embeddings=True)
+    templates = np.array([[1.0, 0, 0], [0, 1.0, 0]], np.float32)
+    scorer.add_embeddings("mean", np.tile(templates[1], (3, 1)), np.tile(templates[0], (3, 1)), [2, 2, 2])
+    track = gallery_scores(["x", "y"], {"mean": templates}, scorer, [2])["tracks"]["2"]["mean"]
+    # enrolled = y's template (within 0.1): y is the person; the faces that look like x are not re-identified
+    assert track["same_person_in_gallery"] == ["y"] and track["gallery_size"] == 3
+    assert track["rank1_original"] == 1.0 and track["rank1_deidentified"] == 0.0
+    assert track["rank5_deidentified"] == 1.0  # one distractor only: rank 2 at worst

@@ -62,7 +62,10 @@ def test_identity_scores_of_some_distances():
     assert scores["median_distance"] == pytest.approx(0.4)
     empty = identity_scores(np.zeros(0), None)
     assert empty == {"frames": 0, "threshold": None, "match_rate": None, "mean_distance": None,
-                     "median_distance": None}
+                     "median_distance": None, "threshold_far1e3": None, "match_rate_far1e3": None}
+    strict = identity_scores(np.array([0.2, 0.4, 0.9], np.float32), 0.5, 0.3)
+    assert strict["threshold_far1e3"] == 0.3 and strict["match_rate_far1e3"] == pytest.approx(1 / 3)
+    assert strict["match_rate"] == scores["match_rate"]
 
 
 def test_image_batch_layout_and_scale():
@@ -81,10 +84,12 @@ def test_scorer_files_pairs_by_key_and_counts_at_the_recognisers_threshold(mean_
     test[:2] = reference[:2]  # two identical pairs: distance 0
     keys = [7, 7, 7, 9, 9, 9]
     threshold = float(np.median(_mean_colour_distance(reference, test)))
-    scorer = IdentityScorer({"mean": mean_colour_recogniser(threshold), "raw": mean_colour_recogniser(None)})
+    strict = threshold / 2
+    scorer = IdentityScorer({"mean": mean_colour_recogniser(threshold, strict), "raw": mean_colour_recogniser(None)})
     scorer.score(image_batch(reference), image_batch(test), torch.zeros(6, 68, 2), keys)
 
     assert scorer.thresholds == {"mean": threshold, "raw": None}
+    assert scorer.thresholds_far1e3 == {"mean": strict, "raw": None}
     assert scorer.keys() == [7, 9]
     expected = _mean_colour_distance(reference, test)
     for key, rows in ((7, slice(0, 3)), (9, slice(3, 6))):
@@ -92,6 +97,9 @@ def test_scorer_files_pairs_by_key_and_counts_at_the_recognisers_threshold(mean_
         scores = scorer.summary(key)
         assert scores["mean"]["frames"] == 3
         assert scores["mean"]["match_rate"] == pytest.approx(np.mean(expected[rows] < threshold))
+        assert scores["mean"]["match_rate_far1e3"] == pytest.approx(np.mean(expected[rows] < strict))
+        assert scores["mean"]["threshold_far1e3"] == strict
+        assert scores["raw"]["match_rate_far1e3"] is None
         assert scores["mean"]["mean_distance"] == pytest.approx(expected[rows].mean(), abs=1e-6)
         assert scores["raw"]["match_rate"] is None  # no threshold: distances only
         assert scores["raw"]["mean_distance"] == pytest.approx(expected[rows].mean(), abs=1e-6)
@@ -198,3 +206,18 @@ def test_real_recogniser_same_face_matches_and_blur_moves_it(astronaut, astronau
         marks = torch.from_numpy(astronaut_landmarks[None].astype(np.float32))
         direct = rec.distance(rec.embed(image_batch(astronaut[None]), marks), rec.embed(image_batch(blurred[None]), marks))
     assert scores[1]["mean_distance"] == pytest.approx(float(direct), rel=1e-5)
+
+
+def test_bundled_recognisers_carry_the_strict_threshold_from_the_manifest():
+    """One place: the manifest's LFW calibration at FAR 1e-3, below the accuracy threshold."""
+    from deidvid.recognise import ALL_RECOGNISERS, RECOGNISERS, FAR_1E3_KEY, Recogniser
+    from deidvid.weights.manifest import manifest_entry
+
+    for name in ALL_RECOGNISERS:
+        calibration = manifest_entry(name)["calibration"]
+        rec = Recogniser(RECOGNISERS[name], torch.nn.Identity(), calibration)
+        assert rec.far1e3_threshold == calibration[FAR_1E3_KEY]["threshold"]
+        assert rec.far1e3_tar == calibration[FAR_1E3_KEY]["tar"]
+        assert 0 < rec.far1e3_threshold < rec.calibrated_threshold, name
+    bare = Recogniser(RECOGNISERS["mobileface"], torch.nn.Identity(), None)
+    assert bare.far1e3_threshold is None and bare.far1e3_tar is None

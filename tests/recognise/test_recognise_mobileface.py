@@ -20,15 +20,7 @@ import torch.nn.functional as F
 from deidvid.errors import WeightsError
 from deidvid.recognise import RECOGNISERS, load_recogniser, resolve_name
 from deidvid.recognise.mobileface import EMBEDDING_DIM, MobileFace
-
-
-def _needs_weights(name: str = "mobileface") -> None:
-    from deidvid.weights.manifest import read_manifest, weights_dir
-
-    entry = read_manifest().get("models", {}).get(name)
-    if not entry or not (weights_dir() / entry["file"]).exists():
-        pytest.skip(f"weights for {name} not built (python -m deidvid.tools.convert.main {name})")
-
+from deidvid.testing.tfjs_reference import needs_weights
 
 # ----------------------------------------------------------------------------- reference
 
@@ -110,7 +102,7 @@ def tfjs_source() -> Path:
 
 
 def test_matches_the_tfjs_graph(tfjs_source):
-    _needs_weights()
+    needs_weights("mobileface")
     from deidvid.recognise.mobileface import load_mobileface
     from deidvid.weights.manifest import manifest_entry, sha256_file
 
@@ -146,7 +138,7 @@ def test_registry():
 
 
 def test_gradients_reach_the_pixels_and_weights_stay_frozen(astronaut, astronaut_landmarks):
-    _needs_weights()
+    needs_weights("mobileface")
     rec = load_recogniser("C")
     assert not any(p.requires_grad for p in rec.parameters())
     frames = torch.from_numpy(astronaut).permute(2, 0, 1)[None].float().div(255).requires_grad_(True)
@@ -163,7 +155,7 @@ def test_gradients_reach_the_pixels_and_weights_stay_frozen(astronaut, astronaut
 
 
 def test_corrupted_weights_raise_weights_error(tmp_path, monkeypatch):
-    _needs_weights()
+    needs_weights("mobileface")
     from deidvid.weights.manifest import weights_dir
 
     shutil.copy(weights_dir() / "MANIFEST.json", tmp_path / "MANIFEST.json")

@@ -66,7 +66,10 @@ def test_faceapi_landmarks_agree_with_dlib():
     dlib = pytest.importorskip("dlib")
     from skimage.data import astronaut
 
-    from deidvid.recognise.faceapi_landmarks import landmarks_from_boxes, load_faceapi_landmarks
+    from deidvid.recognise.faceapi_landmarks import (
+        landmarks_from_boxes,
+        load_faceapi_landmarks,
+    )
     from deidvid.weights.manifest import package_file
 
     img = np.ascontiguousarray(astronaut())
