@@ -32,6 +32,7 @@ from deidvid.cli.common import (
 from deidvid.cli.options import (
     check_band_fits,
     check_gates,
+    check_range,
     parse_band,
     parse_methods,
     parse_windows,
@@ -143,6 +144,10 @@ def verify(
     max_hr_mae: Annotated[float | None, typer.Option(help="Gate: exit 1 if HR MAE (bpm) is above.")] = None,
     min_pearson: Annotated[float | None, typer.Option(help="Gate: exit 1 if pulse waveform Pearson r is below.")] = None,
     min_psnr: Annotated[float | None, typer.Option(help="Gate: exit 1 if face-crop PSNR (dB) is below.")] = None,
+    max_hr_diff_toolbox: Annotated[float | None, typer.Option(help="Gate: exit 1 if rPPG-Toolbox's default path (Haar, 72x72, POS/CHROM) gives HRs of the two videos further apart (bpm).")] = None,
+    min_haar_rate: Annotated[float | None, typer.Option(help="Gate: exit 1 if OpenCV's Haar cascade finds the de-identified face in fewer sampled frames.")] = None,
+    min_expression_r: Annotated[float | None, typer.Option(help="Gate: exit 1 if an expression or head-pose signal correlates less (Pearson r).")] = None,
+    skip: Annotated[str, typer.Option(help="Measurements to leave out, to save time: toolbox, expression, temporal (comma-separated).")] = "",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON ('-' for stdout).", readable=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors and gate failures only.")] = False,
 ) -> None:
@@ -151,7 +156,18 @@ def verify(
 
     def build() -> VerifyOptions:
         check_gates(max_match_rate, max_hr_mae, min_pearson, min_psnr)
-        options = _verify_options(methods, windows, band, device, ppg, gallery)
+        check_range(max_hr_diff_toolbox, "--max-hr-diff-toolbox", 0.0)
+        check_range(min_haar_rate, "--min-haar-rate", 0.0, 1.0)
+        check_range(min_expression_r, "--min-expression-r", -1.0, 1.0)
+        skipped = _parse_skip(skip)
+        for option, value, needs in (
+            ("--max-hr-diff-toolbox", max_hr_diff_toolbox, "toolbox"),
+            ("--min-haar-rate", min_haar_rate, "toolbox"),
+            ("--min-expression-r", min_expression_r, "expression"),
+        ):
+            if value is not None and needs in skipped:
+                raise UsageError(f"{option} gates a measurement that --skip {needs} leaves out")
+        options = _verify_options(methods, windows, band, device, ppg, gallery, skipped)
         inputs = [original, deidentified, *([ppg] if ppg is not None else [])]
         check_no_overlap(inputs, written_paths([], json_path))
         check_report_path(json_path)
@@ -164,7 +180,9 @@ def verify(
     report, message, code = run_guarded(verify_videos, original, deidentified, options)
     if message:
         fail(message, code)
-    failures = gate_failures(report, max_match_rate, max_hr_mae, min_pearson, min_psnr)
+    failures = gate_failures(
+        report, max_match_rate, max_hr_mae, min_pearson, min_psnr, max_hr_diff_toolbox, min_haar_rate, min_expression_r
+    )
     status = EXIT_GATE_FAILED if failures else EXIT_OK
     if json_path is not None:
         payload = report.to_dict()
@@ -181,8 +199,21 @@ def verify(
     raise typer.Exit(status)
 
 
+SKIPPABLE = ("toolbox", "expression", "temporal")
+
+
+def _parse_skip(text: str) -> set[str]:
+    """``--skip``: a comma-separated subset of :data:`SKIPPABLE` (UsageError otherwise)."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(SKIPPABLE))
+    if unknown:
+        raise UsageError(f"--skip: unknown measurement {', '.join(unknown)}; choose from {', '.join(SKIPPABLE)}")
+    return names
+
+
 def _verify_options(
-    methods: str, windows: str, band: str, device: str, ppg: Path | None, gallery: Path | None
+    methods: str, windows: str, band: str, device: str, ppg: Path | None, gallery: Path | None,
+    skipped: set[str] | frozenset[str] = frozenset(),
 ) -> VerifyOptions:
     """verify's options, checked: every problem is a UsageError (exit 2)."""
     from deidvid.verify.options import VerifyOptions
@@ -190,6 +221,7 @@ def _verify_options(
     options = VerifyOptions(
         methods=parse_methods(methods), windows_s=parse_windows(windows), band_hz=parse_band(band),
         device=resolve_device(device), ppg=ppg, gallery=gallery,
+        **{name: name not in skipped for name in SKIPPABLE},
     )
     try:
         options.check()

@@ -35,7 +35,12 @@ from typing import Any, TypedDict
 import cv2
 import numpy as np
 
-from deidvid.measure.detection import DETECTION_MIN_IOU, DetectionCount, detected_at, face_box
+from deidvid.measure.detection import (
+    DETECTION_MIN_IOU,
+    DetectionCount,
+    detected_at,
+    face_box,
+)
 from deidvid.rppg.hr import heart_rate
 from deidvid.rppg.methods import RPPG_METHODS
 

@@ -25,7 +25,7 @@ def needs_weights(*names: str) -> None:
     for name in names:
         entry = read_manifest().get("models", {}).get(name)
         if not entry or not (weights_dir() / entry["file"]).exists():
-            pytest.skip(f"weights for {name} not built (python -m deidvid.tools.convert facemesh)")
+            pytest.skip(f"weights for {name} not built (deidvid models convert)")
 
 
 # ------------------------------------------------------------- independent tfjs executor

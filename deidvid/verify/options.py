@@ -32,6 +32,14 @@ class VerifyOptions:
         finding: how faces are found in the original (as ``deidvid anonymise``).
         macc_max_lag_s: largest lag (s) of the maximum-amplitude cross-correlation.
         batch_size: face pairs per recogniser forward pass.
+        toolbox: run rPPG-Toolbox's default unsupervised path on both videos
+            (:mod:`deidvid.measure.toolbox`) and the Haar detection rate (every
+            ``detect_stride``-th frame).
+        expression: expression and head-pose signals from landmarks of both videos
+            (:mod:`deidvid.measure.expression`), every ``expression_stride``-th frame of each track.
+        temporal: frame-to-frame change in the face box and added pulse-band power
+            (:mod:`deidvid.measure.temporal`).
+        expression_stride: fit landmarks to every n-th frame of each face track.
     """
 
     methods: tuple[str, ...] = ("pos", "chrom", "green", "physnet")
@@ -48,6 +56,10 @@ class VerifyOptions:
     finding: FaceFinding = field(default_factory=FaceFinding)
     macc_max_lag_s: float = 0.25
     batch_size: int = 8
+    toolbox: bool = True
+    expression: bool = True
+    temporal: bool = True
+    expression_stride: int = 2
 
     @property
     def primary_method(self) -> str:
@@ -72,6 +84,6 @@ class VerifyOptions:
             raise ValueError(f"rPPG methods must be among {sorted(known)}, got {unknown}")
         if self.methods[0] in DEEP_METHODS:
             raise ValueError("the primary (first) rPPG method must be a skin-mean method, e.g. pos")
-        for name in ("identity_stride", "ssim_stride", "detect_stride", "batch_size"):
+        for name in ("identity_stride", "ssim_stride", "detect_stride", "expression_stride", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")

@@ -3,7 +3,14 @@
 The JSON (:meth:`VerifyReport.to_dict`) carries ``schema_version``
 (:data:`SCHEMA_VERSION`; raised when a key is renamed or its meaning changes), then
 ``original``, ``deidentified``, ``video``, ``settings``, ``quality``, ``faces`` (one
-entry per face track), ``gallery``, ``summary``, ``warnings`` and ``timings_s``.
+entry per face track), ``pulse`` (whole-video pulse measures: ``pulse.toolbox``, rPPG-Toolbox's
+default path; null when skipped), ``gallery``, ``summary``, ``warnings`` and ``timings_s``.
+
+Per face track (``faces[i]``): ``pulse``, ``identity.<recogniser>`` (``match_rate`` at the
+accuracy threshold, ``match_rate_far1e3`` at the FAR 1e-3 one), ``detection``
+(``rate_*`` of deidvid's detector, ``haar_rate.{original,deidentified}`` of the Haar
+cascade), ``expression.<signal>.{r,mad,frames}`` and ``temporal`` (``flicker_ratio``,
+``added_band_rms``, ...); the last two null when skipped.
 PSNR of identical frames is infinite; JSON has no infinity, so it and any other
 undefined number are written ``null``.
 """
@@ -17,9 +24,15 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
+from deidvid.measure.detection import (
+    DetectionScores,  # a base class below: needed at run time
+)
+
 if TYPE_CHECKING:
-    from deidvid.measure.detection import DetectionScores
+    from deidvid.measure.expression import SignalComparison
     from deidvid.measure.identity import IdentityScores
+    from deidvid.measure.temporal import TemporalScores
+    from deidvid.measure.toolbox import HaarScores
     from deidvid.verify.options import VerifyOptions
 
 SCHEMA_VERSION = 1
@@ -34,8 +47,15 @@ class VideoSection(TypedDict):
     face_tracks: int
 
 
+class FaceDetection(DetectionScores, total=False):
+    """A track's detection rates: deidvid's detector, and the Haar cascade's (when the toolbox ran)."""
+
+    haar_rate: HaarScores
+
+
 class FaceSection(TypedDict):
-    """One face track: where it is, its pulse comparison (None: too short), identity, detection."""
+    """One face track: where it is, its pulse comparison (None: too short), identity, detection,
+    expression and temporal consistency (None: skipped)."""
 
     track_id: int
     start_frame: int
@@ -43,7 +63,9 @@ class FaceSection(TypedDict):
     interpolated_frames: int
     pulse: dict[str, Any] | None  # deidvid.measure.pulse.compare_track_pulse
     identity: dict[str, IdentityScores]  # by recogniser
-    detection: DetectionScores
+    detection: FaceDetection
+    expression: dict[str, SignalComparison] | None  # by signal, deidvid.measure.expression.SIGNALS
+    temporal: TemporalScores | None
 
 
 class Summary(TypedDict):
@@ -59,6 +81,12 @@ class Summary(TypedDict):
     ssim: float
     face_psnr_db: float
     face_ssim: float
+    match_rate_far1e3: float | None
+    toolbox_hr_diff_bpm: float | None
+    toolbox_detected: bool | None
+    haar_rate_deidentified: float | None
+    expression_r: float | None
+    flicker_ratio: float | None
 
 
 @dataclass
@@ -67,6 +95,7 @@ class VerifyReport:
 
     Attributes:
         quality: ``{"frame" | "face": QualityAccumulator.summary()}``.
+        pulse: ``{"toolbox": deidvid.measure.toolbox.toolbox_scores}`` (None: skipped).
         gallery: ``deidvid.measure.gallery.gallery_scores`` (None without a gallery).
         timings_s: wall time per stage and ``total`` (s).
     """
@@ -77,6 +106,7 @@ class VerifyReport:
     settings: dict[str, Any]
     quality: dict[str, dict[str, float | int]]
     faces: list[FaceSection]
+    pulse: dict[str, Any] | None
     gallery: dict[str, Any] | None
     summary: Summary
     warnings: list[str] = field(default_factory=list)
@@ -104,11 +134,22 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def report_settings(options: VerifyOptions, thresholds: dict[str, float | None], detection_min_iou: float) -> dict[str, Any]:
+def report_settings(
+    options: VerifyOptions,
+    thresholds: dict[str, float | None],
+    detection_min_iou: float,
+    thresholds_far1e3: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
     """Every option, the primary method/window, the fixed constants and package versions."""
     import importlib.metadata
 
     from deidvid import __version__
+    from deidvid.measure.temporal import FLICKER_BAND_HZ
+    from deidvid.measure.toolbox import (
+        TOOLBOX_BAND_HZ,
+        TOOLBOX_LARGER_BOX_COEF,
+        TOOLBOX_SIZE,
+    )
     from deidvid.rppg.hr import DEFAULT_DETREND_LAMBDA
     from deidvid.rppg.metrics import SNR_HALF_WIDTH_HZ, SPECTRAL_BAND_HZ
 
@@ -128,7 +169,15 @@ def report_settings(options: VerifyOptions, thresholds: dict[str, float | None],
         snr_half_width_hz=SNR_HALF_WIDTH_HZ,
         spectral_similarity_band_hz=SPECTRAL_BAND_HZ,
         recogniser_thresholds=thresholds,
+        recogniser_thresholds_far1e3=thresholds_far1e3 or {},
         detection_min_iou=detection_min_iou,
+        toolbox_preprocessing={
+            "detector": "OpenCV Haar haarcascade_frontalface_default.xml, first frame",
+            "larger_box_coef": TOOLBOX_LARGER_BOX_COEF,
+            "size": TOOLBOX_SIZE,
+            "band_hz": list(TOOLBOX_BAND_HZ),
+        },
+        flicker_band_hz=list(FLICKER_BAND_HZ),
         versions=versions,
     )
     return settings
@@ -150,22 +199,43 @@ def _finite(values: list[float | None]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def summarise(faces: list[FaceSection], quality: dict[str, dict[str, Any]], options: VerifyOptions) -> Summary:
+def summarise(
+    faces: list[FaceSection], quality: dict[str, dict[str, Any]], options: VerifyOptions, pulse: dict[str, Any] | None = None
+) -> Summary:
     """Worst case over face tracks of the gated numbers.
 
     ``hr_mae_bpm`` / ``pearson``: primary method and window (whole track if shorter),
-    worst track. ``match_rate``: highest over tracks and calibrated recognisers.
-    ``detection_rate_deidentified``: highest over tracks. PSNR / SSIM: ``quality``'s
-    frame and face means.
+    worst track. ``match_rate`` / ``match_rate_far1e3``: highest over tracks and calibrated
+    recognisers. ``detection_rate_deidentified``: highest over tracks. PSNR / SSIM:
+    ``quality``'s frame and face means. ``toolbox_hr_diff_bpm``: the largest toolbox HR
+    difference over its methods (None when one could not be measured);
+    ``toolbox_detected``: Haar found a face on the de-identified video's first frame.
+    ``haar_rate_deidentified``: lowest over tracks. ``expression_r``: lowest defined r over
+    tracks and signals. ``flicker_ratio``: highest over tracks.
     """
+    from deidvid.measure.expression import min_defined_r
+
     primary = [primary_pulse_summary(f, options.primary_method, options.primary_window) for f in faces]
     pulses = [s for s in primary if s]
-    match_rates = [r["match_rate"] for f in faces for r in f["identity"].values() if r["match_rate"] is not None]
+    identities = [r for f in faces for r in f["identity"].values()]
+    match_rates = _finite([r["match_rate"] for r in identities])
+    strict_rates = _finite([r.get("match_rate_far1e3") for r in identities])
     detection = [
         f["detection"]["rate_deidentified"] for f in faces if f["detection"]["rate_deidentified"] is not None
     ]
+    haar = _finite([(f["detection"].get("haar_rate") or {}).get("deidentified") for f in faces])
+    expression = _finite([min_defined_r(f.get("expression")) for f in faces])
+    flicker = _finite([(f.get("temporal") or {}).get("flicker_ratio") for f in faces])
     maes = _finite([p["hr_mae"] for p in pulses])
     pearsons = _finite([p["pearson"] for p in pulses])
+    toolbox_diff, toolbox_detected = None, None
+    toolbox = (pulse or {}).get("toolbox")
+    if toolbox:
+        from deidvid.measure.toolbox import TOOLBOX_METHODS
+
+        diffs = [toolbox[m]["abs_diff"] for m in TOOLBOX_METHODS if m in toolbox]
+        toolbox_diff = max(diffs) if diffs and all(d is not None for d in diffs) else None
+        toolbox_detected = bool(toolbox["detected_deid"])
     return {
         "method": options.primary_method,
         "window_s": options.primary_window,
@@ -177,6 +247,12 @@ def summarise(faces: list[FaceSection], quality: dict[str, dict[str, Any]], opti
         "ssim": quality["frame"]["ssim_mean"],
         "face_psnr_db": quality["face"]["psnr_mean"],
         "face_ssim": quality["face"]["ssim_mean"],
+        "match_rate_far1e3": max(strict_rates) if strict_rates else None,
+        "toolbox_hr_diff_bpm": toolbox_diff,
+        "toolbox_detected": toolbox_detected,
+        "haar_rate_deidentified": min(haar) if haar else None,
+        "expression_r": min(expression) if expression else None,
+        "flicker_ratio": max(flicker) if flicker else None,
     }
 
 
@@ -186,13 +262,19 @@ def gate_failures(
     max_hr_mae: float | None = None,
     min_pearson: float | None = None,
     min_psnr: float | None = None,
+    max_hr_diff_toolbox: float | None = None,
+    min_haar_rate: float | None = None,
+    min_expression_r: float | None = None,
 ) -> list[str]:
     """One message per violated gate (empty list: every gate passed).
 
     ``min_psnr`` applies to the face crops (the paper's PSNR is on 128x128 face
-    clips; the background is untouched by design). A gated number that could not be
-    measured (no pulse, no calibrated recogniser) counts as a violation: a pipeline
-    gate must not pass silently.
+    clips; the background is untouched by design). ``max_hr_diff_toolbox``: the largest
+    |HR deid - HR orig| of rPPG-Toolbox's default path (POS, CHROM); ``min_haar_rate``: the
+    lowest Haar detection rate of a track in the de-identified video; ``min_expression_r``:
+    the lowest defined expression / pose correlation. A gated number that could not be
+    measured (no pulse, no calibrated recogniser, a skipped measurement, only constant
+    expression signals) counts as a violation: a pipeline gate must not pass silently.
     """
     summary = report.summary
     failures = []
@@ -201,6 +283,9 @@ def gate_failures(
         ("HR MAE (bpm)", summary["hr_mae_bpm"], max_hr_mae, "max"),
         ("pulse Pearson r", summary["pearson"], min_pearson, "min"),
         ("face-crop PSNR (dB)", summary["face_psnr_db"], min_psnr, "min"),
+        ("rPPG-Toolbox HR difference (bpm)", summary["toolbox_hr_diff_bpm"], max_hr_diff_toolbox, "max"),
+        ("Haar detection rate", summary["haar_rate_deidentified"], min_haar_rate, "min"),
+        ("expression r", summary["expression_r"], min_expression_r, "min"),
     ]
     for label, value, limit, kind in checks:
         if limit is None:

@@ -15,13 +15,22 @@ testable alone with arrays. Two passes, memory independent of video length:
    - identity (:mod:`deidvid.measure.identity`): every ``identity_stride``-th face frame
      of both videos, embedded by each recogniser at the original's landmarks;
    - detection (:mod:`deidvid.measure.detection`): every ``detect_stride``-th frame, the
-     face detector on both videos.
+     face detector on both videos, and OpenCV's Haar cascade (rPPG-Toolbox's detector,
+     :class:`~deidvid.measure.toolbox.HaarRate`);
+   - the standard rPPG toolchain (:mod:`deidvid.measure.toolbox`): rPPG-Toolbox's
+     first-frame Haar box, 72x72 mean RGB of every frame of both videos;
+   - temporal consistency (:mod:`deidvid.measure.temporal`): frame-to-frame change in
+     each face box;
+   - expression (:mod:`deidvid.measure.expression`): every ``expression_stride``-th frame
+     of each track, landmarks fitted to both videos at the original track's box.
 
 Then per face track: the pulse comparison (with a contact PPG ``ppg``, against it too,
-for the longest track), the identity scores (match rate at each recogniser's threshold,
-mean and median distance) and the detection rates; with a gallery, closed-set top-1
-accuracy and EER (:mod:`deidvid.measure.gallery`). :mod:`deidvid.verify.report` shapes
-the report, :mod:`deidvid.verify.tables` prints it.
+for the longest track), the identity scores (match rate at each recogniser's accuracy
+threshold and at its FAR 1e-3 threshold, mean and median distance), the detection rates,
+the expression signals' agreement and the temporal consistency; for the whole video the
+toolbox's HR on both videos; with a gallery, closed-set top-1 accuracy and EER and rank-1 /
+rank-5 re-identification with the original enrolled (:mod:`deidvid.measure.gallery`).
+:mod:`deidvid.verify.report` shapes the report, :mod:`deidvid.verify.tables` prints it.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import numpy as np
 from deidvid.errors import BadInputError
 from deidvid.faces.find import Progress
 from deidvid.measure.detection import DETECTION_MIN_IOU, DetectionRate
+from deidvid.measure.expression import ExpressionTraces
 from deidvid.measure.gallery import (
     gallery_scores,
     gallery_templates,
@@ -51,6 +61,8 @@ from deidvid.measure.pulse import (
     track_seconds,
 )
 from deidvid.measure.quality import QualityAccumulator
+from deidvid.measure.temporal import FrameChange, temporal_scores, track_frame_changes
+from deidvid.measure.toolbox import HaarRate, ToolboxTraces, toolbox_scores
 from deidvid.rppg.signals import is_uniform
 from deidvid.verify.options import VerifyOptions
 from deidvid.verify.report import (
@@ -101,6 +113,8 @@ class FrameMeasures:
         detections: counts where the detector finds each track's face.
         options: the strides.
         timer: books each concern's time to its stage.
+        landmarker: the landmark model of the expression signals (default: the project's
+            dlib predictor; only loaded when ``options.expression``).
     """
 
     def __init__(
@@ -111,6 +125,7 @@ class FrameMeasures:
         detections: DetectionRate,
         options: VerifyOptions,
         timer: StageTimer,
+        landmarker: Any = None,
     ) -> None:
         self.tracks = tracks
         self.identity = identity
@@ -124,6 +139,14 @@ class FrameMeasures:
             FaceThumbnails({t.track_id: len(t.landmarks) for t in tracks}) if self.deep_methods else None
         )
         self.times = np.full(frame_count, np.nan)  # (frame_count,) presentation times (s)
+        lengths = {t.track_id: len(t.landmarks) for t in tracks}
+        self.toolbox = ToolboxTraces() if options.toolbox else None
+        self.haar = HaarRate(DETECTION_MIN_IOU) if options.toolbox else None
+        self.change = FrameChange() if options.temporal else None
+        self.expression = ExpressionTraces(lengths, landmarker) if options.expression else None
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # frame pair before this one
+        self._previous_faces: dict[int, np.ndarray] = {}
+        self._previous_index = -2
 
     def add(self, index: int, time_s: float, original: np.ndarray, deidentified: np.ndarray) -> None:
         """Frame ``index`` (shown at ``time_s``) of both videos, ``(H, W, 3)`` uint8."""
@@ -134,7 +157,16 @@ class FrameMeasures:
             self.times[index] = time_s
         with timer("quality"):
             self.frame_quality.update(original, deidentified, with_ssim=index % opts.ssim_stride == 0)
+        if self.toolbox is not None:
+            with timer("toolbox"):
+                self.toolbox.add(original, deidentified)
         here = {t.track_id: t.at(index) for t in self.tracks if t.covers(index)}
+        if self.change is not None:
+            with timer("temporal"):
+                previous = self._previous if index == self._previous_index + 1 else None
+                track_frame_changes(self.change, previous, (original, deidentified), here, self._previous_faces)
+                self._previous, self._previous_faces, self._previous_index = (original, deidentified), here, index
+        greys = None
         for track in self.tracks:
             if track.track_id not in here:
                 continue
@@ -152,9 +184,19 @@ class FrameMeasures:
             if offset % opts.identity_stride == 0:
                 with timer("identity"):
                     self.identity.add(track.track_id, original, deidentified, landmarks)
+            if self.expression is not None and offset % opts.expression_stride == 0:
+                with timer("expression"):
+                    if greys is None:
+                        from deidvid.faces.landmarks import to_grey
+
+                        greys = to_grey(original), to_grey(deidentified)
+                    self.expression.add(track.track_id, offset, *greys, landmarks)
         if here and index % opts.detect_stride == 0:
             with timer("detect"):
                 self.detections.add(original, deidentified, here)
+            if self.haar is not None:
+                with timer("haar"):
+                    self.haar.add(original, deidentified, here)
 
     def finish(self) -> None:
         """Score the face pairs still queued."""
@@ -208,6 +250,13 @@ def face_sections(
                 f"face track {track.track_id} lasts {track_seconds(track_times):.1f} s: too short for pulse "
                 f"analysis (needs {MIN_PULSE_SECONDS:g} s)"
             )
+        detection: dict[str, Any] = dict(measures.detections.scores(track.track_id))
+        if measures.haar is not None:
+            detection["haar_rate"] = measures.haar.scores(track.track_id)
+        temporal = None
+        if measures.change is not None:
+            rgb_original, rgb_deid = measures.skin.traces(track.track_id)
+            temporal = temporal_scores(measures.change, track.track_id, rgb_original, rgb_deid, fps)
         faces.append({
             "track_id": track.track_id,
             "start_frame": track.start,
@@ -215,7 +264,9 @@ def face_sections(
             "interpolated_frames": int((~track.observed).sum()),
             "pulse": pulse,
             "identity": scorer.summary(track.track_id),
-            "detection": measures.detections.scores(track.track_id),
+            "detection": detection,  # type: ignore[typeddict-item]
+            "expression": measures.expression.scores(track.track_id) if measures.expression is not None else None,
+            "temporal": temporal,
         })
     if truth is not None and len(tracks) > 1:
         warnings.append(f"contact PPG compared with face track {primary_track.track_id} (the longest)")
@@ -277,6 +328,8 @@ def verify_videos(
     for name, threshold in scorer.thresholds.items():
         if threshold is None:
             warnings.append(f"recogniser '{name}' has no calibrated threshold: distances only")
+        elif scorer.thresholds_far1e3[name] is None:
+            warnings.append(f"recogniser '{name}' has no FAR 1e-3 threshold in the manifest: one match rate only")
 
     measures = FrameMeasures(
         tracks,
@@ -304,6 +357,13 @@ def verify_videos(
 
     with timer("pulse"):
         faces = face_sections(tracks, measures, scorer, float(info.fps), options, truth, warnings)
+    pulse = None
+    if measures.toolbox is not None:
+        with timer("toolbox"):
+            pulse = {"toolbox": toolbox_scores(measures.toolbox, float(info.fps))}
+        if not pulse["toolbox"]["detected_orig"]:
+            warnings.append("rPPG-Toolbox's Haar cascade finds no face on the original's first frame: "
+                            "the toolbox would use the whole frame for both videos")
 
     gallery = None
     if options.gallery is not None:
@@ -325,11 +385,12 @@ def verify_videos(
             "variable_frame_rate": not is_uniform(times[np.isfinite(times)]),
             "face_tracks": len(tracks),
         },
-        settings=report_settings(options, scorer.thresholds, DETECTION_MIN_IOU),
+        settings=report_settings(options, scorer.thresholds, DETECTION_MIN_IOU, scorer.thresholds_far1e3),
         quality=quality,
         faces=faces,
+        pulse=pulse,
         gallery=gallery,
-        summary=summarise(faces, quality, options),
+        summary=summarise(faces, quality, options, pulse),
         warnings=warnings,
     )
     timings = {k: round(v, 3) for k, v in timer.seconds.items()}

@@ -123,10 +123,10 @@ def test_reid_ranks_count_the_distractors_nearer_than_the_person():
     person = np.array([[0.0, 0.0]])
     distractors = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
     probes = np.array([[0.1, 0.0], [1.4, 0.0], [2.9, 0.0], [10.0, 0.0]])
-    np.testing.assert_array_equal(reid_ranks(probes, person, distractors), [1, 2, 3, 4])
+    np.testing.assert_array_equal(reid_ranks(probes, person, distractors), [1, 3, 4, 4])
     # a second template of the person (an identity of the gallery) counts as the person
     both = np.concatenate([person, [[3.0, 0.0]]])
-    np.testing.assert_array_equal(reid_ranks(probes, both, distractors[:2]), [1, 2, 1, 1])
+    np.testing.assert_array_equal(reid_ranks(probes, both, distractors[:2]), [1, 3, 1, 1])
     np.testing.assert_array_equal(reid_ranks(probes, person, np.zeros((0, 2))), [1, 1, 1, 1])
 
 
@@ -137,16 +137,19 @@ def test_reid_with_the_original_enrolled(mean_colour_recogniser):
     names = [f"d{k}" for k in range(7)]
     templates = np.array([[float(k + 1), 0.0] for k in range(7)])  # 1, 2, ... 7
     original = np.array([[0.0, 0.1], [0.0, -0.1]])  # enrolled at (0, 0)
-    deid = np.array([[0.2, 0.0], [1.7, 0.0], [5.6, 0.0], [9.0, 0.0]])  # ranks 1, 2, 6, 7 (|9 - 0| > 7, 8)
+    deid = np.array([[0.2, 0.0], [1.7, 0.0], [5.6, 0.0], [9.0, 0.0]])  # ranks 1, 3, 8, 8
     scores = reid_scores(original, deid, templates, names, threshold=0.5)
     assert scores == {
         "gallery_size": 8, "same_person_in_gallery": [],
         "rank1_original": 1.0, "rank5_original": 1.0, "rank1_deidentified": 0.25, "rank5_deidentified": 0.5,
     }
-    # the person is also in the gallery (d0 at distance 1 < threshold 1.5): d0 is not a distractor
+    # the person is also in the gallery (d0 at distance 1 < threshold 1.5): d0 is not a
+    # distractor; ranks 1, 2 (1.7 is 0.7 from d0, 0.3 from d1), 7, 7
     scores = reid_scores(original, deid, templates, names, threshold=1.5)
     assert scores["same_person_in_gallery"] == ["d0"]
-    assert scores["rank1_deidentified"] == 0.5 and scores["rank5_deidentified"] == 0.75
+    assert scores["rank1_deidentified"] == 0.25 and scores["rank5_deidentified"] == 0.5
+    deid[2] = [3.4, 0.0]  # 2.4 from d0; nearer: d1 (1.4), d2 (0.4), d3 (0.6), d4 (1.6): rank 5
+    assert reid_scores(original, deid, templates, names, threshold=1.5)["rank5_deidentified"] == 0.75
     assert reid_scores(original, deid, templates, names, threshold=None)["same_person_in_gallery"] == []
 
 

@@ -210,7 +210,7 @@ def test_real_recogniser_same_face_matches_and_blur_moves_it(astronaut, astronau
 
 def test_bundled_recognisers_carry_the_strict_threshold_from_the_manifest():
     """One place: the manifest's LFW calibration at FAR 1e-3, below the accuracy threshold."""
-    from deidvid.recognise import ALL_RECOGNISERS, RECOGNISERS, FAR_1E3_KEY, Recogniser
+    from deidvid.recognise import ALL_RECOGNISERS, FAR_1E3_KEY, RECOGNISERS, Recogniser
     from deidvid.weights.manifest import manifest_entry
 
     for name in ALL_RECOGNISERS:

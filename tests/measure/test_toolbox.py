@@ -69,7 +69,7 @@ def ref_crop_face_resize(frames, use_face_detection, backend, use_larger_box, la
         face_region_median = np.median(face_region_all, axis=0).astype("int")
     total_frames, _, _, channels = frames.shape
     resized_frames = np.zeros((total_frames, height, width, channels))
-    for i in range(0, total_frames):
+    for i in range(total_frames):
         frame = frames[i]
         if use_dynamic_detection:
             reference_index = i // detection_freq
@@ -104,10 +104,10 @@ def ref_unsupervised_rgb(frames):
 # ----------------------------------------------------------------- videos
 
 
-def _frames(n, size=(320, 240), faces=1, fps=30.0, transform=None, motion=True, pulse=1.5):
+def _frames(n, size=(320, 240), faces=1, fps=30.0, transform=None, motion=True):
     out = []
     for i in range(n):
-        frame = render_face_frame(i / fps, size=size, faces=faces, motion=motion, pulse_amplitude=pulse)
+        frame = render_face_frame(i / fps, size=size, faces=faces, motion=motion)
         out.append(transform(frame) if transform else frame)
     return np.stack(out)
 
@@ -121,11 +121,11 @@ def _blank(frame):
 
 
 CASES = {
-    "one face": dict(),
-    "two faces (the widest wins)": dict(faces=2, size=(480, 240)),
-    "face at the left edge (box clipped at 0, not shrunk)": dict(transform=_left_edge),
-    "no face, 4:3 (whole frame)": dict(transform=_blank),
-    "no face, wider than 1.5:1 ([0, 0, H, W] quirk)": dict(size=(400, 240), transform=_blank),
+    "one face": {},
+    "two faces (the widest wins)": {"faces": 2, "size": (480, 240)},
+    "face at the left edge (box clipped at 0, not shrunk)": {"transform": _left_edge},
+    "no face, 4:3 (whole frame)": {"transform": _blank},
+    "no face, wider than 1.5:1 ([0, 0, H, W] quirk)": {"size": (400, 240), "transform": _blank},
 }
 
 
@@ -193,7 +193,7 @@ def test_hr_of_unusable_traces_is_none():
     }
 
 
-def test_haar_region_search_agrees_with_the_whole_frame(astronaut_landmarks):
+def test_haar_region_search_agrees_with_the_whole_frame():
     from deidvid.measure.detection import detected_at
 
     frames = _frames(40, size=(640, 480))[::8]

@@ -93,12 +93,81 @@ def test_same_video_is_perfect(self_report):
     assert report["settings"]["versions"]["numpy"] == np.__version__
 
 
+def test_same_video_on_the_new_measures(self_report):
+    """Issue 13's targets for a video against itself: identity 1 at both thresholds, toolbox HR
+    difference 0, Haar on both, expression r 1 (or undefined: constant), flicker ratio 1."""
+    report = self_report.to_dict()
+    face = report["faces"][0]
+    for name, identity in face["identity"].items():
+        assert identity["threshold_far1e3"] < identity["threshold"], name
+        assert identity["match_rate_far1e3"] == 1.0, name
+    toolbox = report["pulse"]["toolbox"]
+    assert toolbox["detected_orig"] and toolbox["detected_deid"] and toolbox["box_orig"] == toolbox["box_deid"]
+    for method in ("pos", "chrom"):
+        assert toolbox[method]["abs_diff"] == 0.0 and toolbox[method]["detected"] is True
+        assert 40 <= toolbox[method]["hr_orig"] <= 180
+    assert face["detection"]["haar_rate"] == {"original": 1.0, "deidentified": 1.0}
+    assert set(face["expression"]) == {"mouth_open", "eye_left", "eye_right", "brow_raise", "yaw", "pitch", "roll"}
+    for signal, values in face["expression"].items():
+        assert values["mad"] == 0.0 and values["frames"] == N_FRAMES // FAST.expression_stride, signal
+        assert values["r"] is None or values["r"] == pytest.approx(1.0), signal
+    temporal = face["temporal"]
+    assert temporal["flicker_ratio"] == 1.0 and temporal["frames"] == N_FRAMES - 1
+    assert temporal["added_band_rms"] == 0.0 and temporal["added_band_power_ratio"] == 0.0
+    summary = report["summary"]
+    assert summary["match_rate_far1e3"] == 1.0 and summary["toolbox_hr_diff_bpm"] == 0.0
+    assert summary["toolbox_detected"] is True and summary["haar_rate_deidentified"] == 1.0
+    assert summary["expression_r"] == pytest.approx(1.0) and summary["flicker_ratio"] == 1.0
+    assert gate_failures(self_report, max_hr_diff_toolbox=0.0, min_haar_rate=1.0, min_expression_r=0.99) == []
+    assert report["settings"]["recogniser_thresholds_far1e3"]["faceapi_resnet"] == pytest.approx(0.5432, abs=1e-4)
+
+
+def test_skipped_measurements_are_null(face_video):
+    options = dataclasses.replace(
+        FAST, methods=("pos",), recognisers=("faceapi_resnet",), toolbox=False, expression=False, temporal=False,
+    )
+    report = verify_videos(face_video, face_video, options).to_dict()
+    face = report["faces"][0]
+    assert report["pulse"] is None and face["expression"] is None and face["temporal"] is None
+    assert "haar_rate" not in face["detection"]
+    assert report["summary"]["toolbox_hr_diff_bpm"] is None and report["summary"]["expression_r"] is None
+    assert "toolbox" not in report["timings_s"] and "expression" not in report["timings_s"]
+
+
+def test_blurred_copy_loses_haar_and_flickering_copy_is_seen(face_video, tmp_path):
+    """Blur: the Haar cascade (and so rPPG-Toolbox's crop) loses the face. Per-frame noise
+    in the face: the frame-to-frame change and the pulse-band power grow."""
+    import cv2
+
+    blurred = _rewrite(face_video, tmp_path / "blur.mp4", lambda rgb, i: cv2.GaussianBlur(rgb, (0, 0), 8))
+    options = dataclasses.replace(FAST, methods=("pos",), recognisers=("faceapi_resnet",), expression=False)
+    report = verify_videos(face_video, blurred, options)
+    toolbox = report.pulse["toolbox"]
+    assert toolbox["detected_orig"] and not toolbox["detected_deid"] and not toolbox["pos"]["detected"]
+    assert toolbox["box_deid"] == [0, 0, 360, 480]  # the whole 320x240 frame
+    assert report.summary["haar_rate_deidentified"] < 0.5
+    assert report.faces[0]["detection"]["haar_rate"]["original"] == 1.0
+    assert any("Haar detection rate" in f for f in gate_failures(report, min_haar_rate=0.9))
+
+    rng = np.random.default_rng(3)
+
+    def flicker(rgb, index):
+        level = rng.normal(0, 3)  # one brightness step per frame, all pixels alike
+        return np.clip(rgb.astype(float) + level, 0, 255).astype(np.uint8)
+
+    flickering = _rewrite(face_video, tmp_path / "flicker.mp4", flicker)
+    options = dataclasses.replace(options, toolbox=False)
+    temporal = verify_videos(face_video, flickering, options).faces[0]["temporal"]
+    assert temporal["flicker_ratio"] > 1.1
+    assert temporal["added_band_rms"] > 0.5 and temporal["added_band_power_ratio"] > 0.1
+
+
 def test_gates(self_report):
     assert gate_failures(self_report, max_hr_mae=1.0, min_pearson=0.9) == []
     failures = gate_failures(self_report, max_match_rate=0.05, min_psnr=30.0)
     assert len(failures) == 1 and "match rate" in failures[0]
     tables = report_tables(self_report)
-    assert len(tables) == 3
+    assert len(tables) == 5  # summary, toolbox, pulse, identity, expression
 
 
 def test_noisy_copy_keeps_pulse_and_identity(face_video, tmp_path):
@@ -199,6 +268,10 @@ def test_gallery_top1_and_eer(face_video, shared_data, tmp_path):
     assert scores["identity"] == "astronaut"
     assert scores["top1_original"] == scores["top1_deidentified"] == 1.0
     assert scores["eer_original"] == scores["eer_deidentified"] < 0.2
+    # the original enrolled beside the gallery's astronaut (the same person: not a distractor)
+    assert scores["same_person_in_gallery"] == ["astronaut"] and scores["gallery_size"] == 5
+    assert scores["rank1_original"] == scores["rank1_deidentified"] == 1.0
+    assert scores["rank5_deidentified"] == 1.0
 
 
 def test_physnet_judges_beside_the_skin_mean_methods(face_video):

@@ -29,19 +29,40 @@ def _comparison(hr_mae, pearson):
     return {"windows": [window], "summary": summary}
 
 
-def _face(track_id, hr_mae, pearson, match_rates, detected, windows=("10", "whole")):
+def _face(track_id, hr_mae, pearson, match_rates, detected, windows=("10", "whole"), haar=None, expression_r=None,
+          flicker=None):
     pulse = None
     if hr_mae is not None:
         pulse = {"methods": {"pos": {"windows": {key: _comparison(hr_mae, pearson) for key in windows}}}}
     identity = {
         name: {"frames": 4, "threshold": None if rate is None else 0.6, "match_rate": rate,
-               "mean_distance": 0.7, "median_distance": 0.7}
+               "mean_distance": 0.7, "median_distance": 0.7, "threshold_far1e3": None if rate is None else 0.5,
+               "match_rate_far1e3": None if rate is None else rate / 2}
         for name, rate in match_rates.items()
     }
+    detection = {"frames": 30, "rate_original": 1.0, "rate_deidentified": detected}
+    if haar is not None:
+        detection["haar_rate"] = {"original": 1.0, "deidentified": haar}
+    expression = None
+    if expression_r is not None:  # mouth_open at r, a constant signal (r undefined) beside it
+        expression = {"mouth_open": {"r": expression_r, "mad": 0.01, "frames": 150},
+                      "roll": {"r": None, "mad": 0.0, "frames": 150}}
+    temporal = None
+    if flicker is not None:
+        temporal = {"frames": 299, "change_orig": 2.0, "change_deid": 2.0 * flicker, "flicker_ratio": flicker,
+                    "band_hz": [0.7, 4.0], "added_band_rms": 0.1, "orig_band_rms": 1.0, "added_band_power_ratio": 0.01}
     return {
         "track_id": track_id, "start_frame": 0, "frames": 300, "interpolated_frames": 0, "pulse": pulse,
-        "identity": identity, "detection": {"frames": 30, "rate_original": 1.0, "rate_deidentified": detected},
+        "identity": identity, "detection": detection, "expression": expression, "temporal": temporal,
     }
+
+
+def _toolbox(diff_pos, diff_chrom, detected=True):
+    def entry(diff):
+        return {"hr_orig": 70.0, "hr_deid": None if diff is None else 70.0 + diff, "abs_diff": diff, "detected": detected}
+
+    return {"toolbox": {"pos": entry(diff_pos), "chrom": entry(diff_chrom), "detected_orig": True,
+                        "detected_deid": detected, "box_orig": [1, 2, 30, 30], "box_deid": [1, 2, 30, 30], "frames": 300}}
 
 
 QUALITY = {
@@ -51,13 +72,13 @@ QUALITY = {
 OPTIONS = VerifyOptions(methods=("pos",), windows_s=(10.0,))
 
 
-def _report(faces):
+def _report(faces, pulse=None):
     return VerifyReport(
         original="a.mp4", deidentified="b.mp4",
         video={"width": 64, "height": 48, "fps": 30.0, "frames": 300, "variable_frame_rate": False,
                "face_tracks": len(faces)},
-        settings={"path": Path("x")}, quality=QUALITY, faces=faces, gallery=None,
-        summary=summarise(faces, QUALITY, OPTIONS),
+        settings={"path": Path("x")}, quality=QUALITY, faces=faces, pulse=pulse, gallery=None,
+        summary=summarise(faces, QUALITY, OPTIONS, pulse),
     )
 
 
@@ -71,8 +92,25 @@ def test_summary_is_the_worst_track():
     assert summary == {
         "method": "pos", "window_s": 10.0, "hr_mae_bpm": 4.0, "pearson": 0.80, "match_rate": 0.5,
         "detection_rate_deidentified": 0.1, "psnr_db": math.inf, "ssim": 0.99, "face_psnr_db": 31.0,
-        "face_ssim": 0.9,
+        "face_ssim": 0.9, "match_rate_far1e3": 0.25, "toolbox_hr_diff_bpm": None, "toolbox_detected": None,
+        "haar_rate_deidentified": None, "expression_r": None, "flicker_ratio": None,
     }
+
+
+def test_summary_of_the_new_measures_is_the_worst_case():
+    faces = [
+        _face(0, 1.0, 0.9, {"A": 0.2}, 1.0, haar=0.9, expression_r=0.95, flicker=1.1),
+        _face(1, 1.0, 0.9, {"A": 0.0}, 1.0, haar=0.4, expression_r=0.7, flicker=1.8),
+        _face(2, None, None, {"A": 0.0}, None),  # skipped measurements: left out
+    ]
+    summary = summarise(faces, QUALITY, OPTIONS, _toolbox(2.5, 7.0, detected=False))
+    assert summary["match_rate_far1e3"] == 0.1
+    assert summary["toolbox_hr_diff_bpm"] == 7.0 and summary["toolbox_detected"] is False
+    assert summary["haar_rate_deidentified"] == 0.4
+    assert summary["expression_r"] == 0.7  # the lowest defined r; the constant signal's None is left out
+    assert summary["flicker_ratio"] == 1.8
+    # one toolbox method without an HR: the difference could not be measured
+    assert summarise(faces, QUALITY, OPTIONS, _toolbox(2.5, None))["toolbox_hr_diff_bpm"] is None
 
 
 def test_summary_without_measurements_is_none():
@@ -94,13 +132,27 @@ def test_gates():
     ]
 
 
+def test_gates_of_the_toolbox_haar_and_expression():
+    report = _report([_face(0, 1.0, 0.9, {"A": 0.0}, 1.0, haar=0.5, expression_r=0.8)], _toolbox(1.5, 3.0))
+    assert gate_failures(report, max_hr_diff_toolbox=3.0, min_haar_rate=0.5, min_expression_r=0.8) == []
+    assert gate_failures(report, max_hr_diff_toolbox=2.0, min_haar_rate=0.6, min_expression_r=0.9) == [
+        "rPPG-Toolbox HR difference (bpm) 3 > 2", "Haar detection rate 0.5 < 0.6", "expression r 0.8 < 0.9",
+    ]
+    skipped = _report([_face(0, 1.0, 0.9, {"A": 0.0}, 1.0)])
+    assert gate_failures(skipped, max_hr_diff_toolbox=2.0, min_haar_rate=0.6, min_expression_r=0.9) == [
+        "rPPG-Toolbox HR difference (bpm) could not be measured (gate max 2)",
+        "Haar detection rate could not be measured (gate min 0.6)",
+        "expression r could not be measured (gate min 0.9)",
+    ]
+
+
 def test_json_has_a_schema_version_and_no_non_finite_numbers():
     report = _report([_face(0, 1.0, float("nan"), {"A": 0.0}, 1.0)])
     payload = report.to_dict()
     assert payload["schema_version"] == SCHEMA_VERSION
     assert list(payload) == [
-        "schema_version", "original", "deidentified", "video", "settings", "quality", "faces", "gallery", "summary", "warnings",
-        "timings_s",
+        "schema_version", "original", "deidentified", "video", "settings", "quality", "faces", "pulse", "gallery",
+        "summary", "warnings", "timings_s",
     ]
     assert payload["quality"]["frame"]["psnr_mean"] is None and payload["summary"]["psnr_db"] is None
     assert payload["faces"][0]["pulse"]["methods"]["pos"]["windows"]["10"]["summary"]["pearson"] is None
@@ -117,11 +169,24 @@ def test_json_safe_types():
 def test_tables_summary_then_pulse_and_identity_per_track():
     report = _report([_face(0, 1.0, 0.9, {"A": 0.0, "B": None}, 1.0), _face(1, None, None, {"A": 0.5}, None)])
     tables = report_tables(report)
-    assert len(tables) == 1 + 2 * 2
+    assert len(tables) == 1 + 2 * 2  # toolbox, expression and temporal skipped: no tables
     assert tables[1].row_count == 2  # POS at 10 s and whole track
     assert tables[3].row_count == 0  # the second track had no pulse analysis
     assert tables[2].row_count == 2 and "face detected in 1.000" in tables[2].caption
     assert fmt(None) == "-" and fmt(math.inf) == "inf" and fmt(0.12345, 3) == "0.123" and fmt(7) == "7"
+
+
+def test_tables_of_the_toolbox_expression_and_temporal():
+    face = _face(0, 1.0, 0.9, {"A": 0.0}, 1.0, haar=0.5, expression_r=0.8, flicker=1.2)
+    tables = report_tables(_report([face], _toolbox(1.5, 3.0, detected=False)))
+    assert len(tables) == 1 + 1 + 3  # summary, toolbox; pulse, identity, expression
+    assert tables[1].row_count == 2 and "de-identified no (whole frame)" in tables[1].caption
+    assert "Haar cascade: 0.500" in tables[3].caption
+    assert tables[4].row_count == 2 and "flicker ratio 1.200" in tables[4].caption
+    labels = list(tables[0].columns[0].cells)
+    for label in ("identity match rate at FAR 1e-3 (max)", "rPPG-Toolbox HR difference (max)", "expression / pose r (min)",
+                  "flicker ratio (max)"):
+        assert label in labels
 
 
 def test_options_are_checked():
@@ -131,6 +196,8 @@ def test_options_are_checked():
         VerifyOptions(methods=()).check()
     with pytest.raises(ValueError, match="ssim_stride"):
         VerifyOptions(ssim_stride=0).check()
+    with pytest.raises(ValueError, match="expression_stride"):
+        VerifyOptions(expression_stride=0).check()
     options = VerifyOptions(windows_s=(), band_hz=(0.7, 3.0), macc_max_lag_s=0.5)
     assert options.primary_window is None and options.primary_method == "pos"
     assert options.pulse_settings.band_hz == (0.7, 3.0) and options.pulse_settings.macc_max_lag_s == 0.5
