@@ -32,7 +32,8 @@ def with_regions_of_interest(frame: av.VideoFrame, regions: Sequence[Region], qp
     qoffset = Fraction(max(-X264_QP_RANGE, min(X264_QP_RANGE, qp_offset)), X264_QP_RANGE)
     graph = Graph()
     last = graph.add_buffer(
-        template=None, width=frame.width, height=frame.height, format=frame.format.name, time_base=frame.time_base
+        template=None, width=frame.width, height=frame.height, format=frame.format.name,
+        time_base=frame.time_base or Fraction(1, 1000),  # a frame without one (tests): any base will do
     )
     for x, y, w, h in regions:
         x0, y0 = max(int(x), 0), max(int(y), 0)
