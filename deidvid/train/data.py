@@ -9,6 +9,10 @@ Sources (under the shared data folder, never copied into the repository):
 
 The validation split is fixed here (``VALIDATION_VIDEOS``) and held out from training:
 UBFC subjects 14 and 17, GRID speakers sbia1a and swiz3n, HDTF clip hdtf_khill.
+
+About 440 lines because the stills' animation, the augmentation and the sampler share the
+clip sample type and the split; the stills (``Stills`` .. ``animate_still``) are the
+first candidate for a module of their own.
 """
 
 from __future__ import annotations

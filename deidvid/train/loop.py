@@ -9,6 +9,10 @@ learning rate and weight decay apply from the resumed step on.
 Per-frame models (``residual``) whose perturbation is skin-mean free train on the K
 identity frames of each clip only: the mean skin colour is preserved by construction,
 so ``L_rppg`` (~0) is skipped in training and measured on validation instead.
+
+Why one module of ~530 lines: configuration, the step, validation and checkpointing share
+the run's state (``Trainer``); split apart they would pass that state around. A later
+change that grows it should move validation into ``train/validate.py`` first.
 """
 
 from __future__ import annotations
