@@ -7,7 +7,6 @@ source cache on first use."""
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 import urllib.error
 from pathlib import Path
@@ -20,26 +19,9 @@ import torch.nn.functional as F
 from deidvid.errors import WeightsError
 from deidvid.recognise import RECOGNISERS, load_recogniser, resolve_name
 from deidvid.recognise.mobileface import EMBEDDING_DIM, MobileFace
-from deidvid.testing.tfjs_reference import needs_weights
+from deidvid.testing.tfjs_reference import needs_weights, read_tfjs_graph
 
 # ----------------------------------------------------------------------------- reference
-
-
-def _read_tfjs_graph(model_json: Path) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """Nodes and unquantised float32/int32 weights of a tfjs graph model."""
-    spec = json.loads(model_json.read_text())
-    weights: dict[str, torch.Tensor] = {}
-    for group in spec["weightsManifest"]:
-        buffer = b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            assert "quantization" not in w, "reference reader handles float32/int32 only"
-            dtype = {"float32": np.float32, "int32": np.int32}[w["dtype"]]
-            count = int(np.prod(w["shape"])) if w["shape"] else 1
-            array = np.frombuffer(buffer, dtype, count, offset).reshape(w["shape"])
-            offset += array.nbytes
-            weights[w["name"]] = torch.from_numpy(array.copy())
-    return spec["modelTopology"]["node"], weights
 
 
 def _run_tfjs_graph(nodes: list[dict], weights: dict[str, torch.Tensor], x_nhwc: torch.Tensor, output: str):
@@ -107,7 +89,8 @@ def test_matches_the_tfjs_graph(tfjs_source):
     from deidvid.weights.manifest import manifest_entry, sha256_file
 
     assert sha256_file(tfjs_source.with_suffix(".bin")) == manifest_entry("mobileface")["package"]["sha256"]
-    nodes, weights = _read_tfjs_graph(tfjs_source)
+    nodes, weights = read_tfjs_graph(tfjs_source)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}  # the executor runs float32
     gen = torch.Generator().manual_seed(0)
     smooth = F.interpolate(torch.rand(2, 3, 14, 14, generator=gen), size=112, mode="bilinear")
     chips = torch.cat([smooth, torch.rand(2, 3, 112, 112, generator=gen)])  # RGB in [0, 1]
