@@ -18,7 +18,7 @@ import numpy as np
 
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
-from deidvid.pulse.transplant import clip_variation, transplant_clip
+from deidvid.pulse.transplant import band_variation, clip_layouts, layout_region_means, transplant_clip
 from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem
 
 
@@ -44,10 +44,11 @@ class PulseTransplant:
         """The method's ``output (T, S, S, 3)`` for ``clip`` with the original's pulse; unchanged when it cannot."""
         if self._problems.get(clip.track_id, "not prepared") is not None or clip.landmarks is None:
             return output
-        target = clip_variation(clip.frames, clip.landmarks, clip.times_s, self.band_hz)  # (T, R, 3)
+        layouts = clip_layouts(clip.landmarks, clip.frames.shape[1:3])  # once for target, output and field
+        target = band_variation(layout_region_means(clip.frames, layouts), clip.times_s, self.band_hz)  # (T, R, 3)
         self._power[clip.track_id] = self._power.get(clip.track_id, 0.0) + np.nansum(target**2, axis=(0, 1)) / target.shape[1]
         self._frames[clip.track_id] = self._frames.get(clip.track_id, 0) + len(target)
-        return transplant_clip(output, clip.landmarks, target, clip.times_s, self.band_hz)
+        return transplant_clip(output, clip.landmarks, target, clip.times_s, self.band_hz, layouts=layouts)
 
     def track_summary(self, track_id: int) -> dict[str, Any]:
         """For the report: whether the transplant ran on a track, why not, and the amplitude it carried."""

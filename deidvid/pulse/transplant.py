@@ -72,6 +72,40 @@ def crop_geometry(
     return support, masks.reshape(NUM_REGIONS, -1)[:, support], basis
 
 
+Layout = tuple[np.ndarray, np.ndarray, np.ndarray]  # (support, masks, basis) of :func:`crop_geometry`
+
+
+def clip_layouts(
+    landmarks: np.ndarray, size_hw: tuple[int, int], feather_px: float = DEFAULT_FEATHER_PX
+) -> list[Layout | None]:
+    """:func:`crop_geometry` of every frame of a clip (``(T, 68, 2)`` landmarks); None where they are not finite.
+
+    Computed once per clip and shared by the original's and the output's region means
+    and the field: the geometry is most of the transplant's cost.
+    """
+    return [crop_geometry(lm, size_hw, feather_px) if np.all(np.isfinite(lm)) else None for lm in landmarks]
+
+
+def layout_region_means(frames: np.ndarray, layouts: list[Layout | None]) -> np.ndarray:
+    """Mean linear light ``(T, R, 3)`` of display-scale crops ``(T, H, W, 3)`` in [0, 1] over the layouts' regions.
+
+    NaN where a region is empty or the frame has no layout. Every region pixel lies in
+    its layout's support, so the support holds all that is needed.
+    """
+    frames = np.asarray(frames)
+    flat = frames.reshape(frames.shape[0], -1, 3)
+    means = np.full((frames.shape[0], NUM_REGIONS, 3), np.nan)
+    for t, layout in enumerate(layouts):
+        if layout is None:
+            continue
+        support, masks, _ = layout
+        linear = np.clip(flat[t, support], 0, 1).astype(np.float64) ** GAMMA
+        counts = masks.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[t] = (masks @ linear) / counts[:, None]
+    return means
+
+
 def clip_region_means(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Mean linear light ``(T, R, 3)`` of display-scale crops ``(T, H, W, 3)`` in [0, 1].
 
@@ -123,6 +157,7 @@ def transplant_clip(
     times_s: np.ndarray,
     band_hz: tuple[float, float] = DEFAULT_BAND_HZ,
     feather_px: float = DEFAULT_FEATHER_PX,
+    layouts: list[Layout | None] | None = None,
 ) -> np.ndarray:
     """The output clip with its pulse replaced by ``target``.
 
@@ -134,6 +169,7 @@ def transplant_clip(
         times_s: ``(T,)`` timestamps in seconds, strictly increasing.
         band_hz: the pulse band, as used for the target.
         feather_px: inward feather of the skin weight, crop pixels.
+        layouts: :func:`clip_layouts` of ``landmarks`` when the caller has them already.
 
     Returns:
         ``(T, S, S, 3)`` float32 in [0, 1]. Pixels off the skin field (weight 0: eyes,
@@ -151,12 +187,14 @@ def transplant_clip(
     flat = output.reshape(count, pixels, 3)
     means = np.full((count, NUM_REGIONS, 3), np.nan)
     systems = np.zeros((count, 3, NUM_REGIONS, NUM_REGIONS))
-    layouts: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
-    for t in range(count):
-        if not np.all(np.isfinite(landmarks[t])):
-            layouts.append(None)
+    if layouts is None:
+        layouts = clip_layouts(landmarks, (height, width), feather_px)
+    fields: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+    for t, layout in enumerate(layouts):
+        if layout is None:
+            fields.append(None)
             continue
-        support, masks, basis = crop_geometry(landmarks[t], (height, width), feather_px)
+        support, masks, basis = layout
         # Linear light, float64, on the support only. Clip first: a negative value
         # would give NaN under the power.
         lin = np.clip(flat[t, support].astype(np.float64), 0.0, 1.0) ** GAMMA  # (N, 3)
@@ -167,7 +205,7 @@ def transplant_clip(
         # systems[t, c, k, j] = mean over region k of lin_c * phi_j
         for c in range(3):
             systems[t, c][present] = (weights * lin[:, c]) @ basis.T
-        layouts.append((support, basis, lin))
+        fields.append((support, basis, lin))
     own = band_variation(means, times_s, band_hz)
     change = np.clip(target - own, -MAX_RELATIVE_CHANGE, MAX_RELATIVE_CHANGE)
     # mean_k(lin * (1 + f)) = m_k + sum_j M_kj a_j  ==  m_k (1 + change_k). Divided by
@@ -184,10 +222,10 @@ def transplant_clip(
     coeffs = np.einsum("tckj,tcj->tck", np.linalg.pinv(systems, rcond=PINV_RCOND), rhs)
     result = output.copy()
     flat_result = result.reshape(count, pixels, 3)
-    for t, layout in enumerate(layouts):
-        if layout is None:
+    for t, field_layout in enumerate(fields):
+        if field_layout is None:
             continue
-        support, basis, lin = layout
+        support, basis, lin = field_layout
         field = coeffs[t] @ basis  # (3, N)
         new = lin * (1.0 + field.T)
         flat_result[t, support] = (np.clip(new, 0.0, 1.0) ** (1.0 / GAMMA)).astype(np.float32)

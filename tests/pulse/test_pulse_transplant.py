@@ -192,3 +192,14 @@ def test_missing_landmarks_short_clips_and_bad_shapes(syn, lm, base):
     assert np.isfinite(out).all() and np.abs(out - clip).max() < 0.05
     with pytest.raises(ValueError):
         transplant_clip(clip, landmarks, _target()[:10], TIMES)
+
+
+def test_region_means_from_the_shared_layouts_equal_the_full_masks(syn):
+    from deidvid.pulse.transplant import clip_layouts, clip_region_means, layout_region_means
+
+    rng = np.random.default_rng(3)
+    lm = np.stack([syn.landmarks_in(128) + rng.normal(0, 0.3, (68, 2)) for _ in range(4)])
+    lm[2] = np.nan  # a frame without landmarks
+    frames = rng.random((4, 128, 128, 3)).astype(np.float32)
+    shared = layout_region_means(frames, clip_layouts(lm, (128, 128)))
+    np.testing.assert_allclose(shared, clip_region_means(frames, lm), rtol=1e-12, equal_nan=True)
