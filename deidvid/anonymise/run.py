@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from deidvid.measure.identity_check import IdentityCheck
 from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
 
+if TYPE_CHECKING:
+    from deidvid.pulse.stage import PulseTransplant
+
 
 def render(
     path: Path,
@@ -41,7 +45,7 @@ def render(
     lost: dict[int, list[np.ndarray]],
     progress: Progress | None = None,
     identity_check: IdentityCheck | None = None,
-    pulse: "PulseTransplant | None" = None,  # noqa: F821
+    pulse: PulseTransplant | None = None,
 ) -> int:
     """Pass 2: de-identify every tracked face and write the video. Returns frames written.
 

@@ -4,7 +4,7 @@ For a clip of face crops (e.g. 64 frames of 128 x 128), in linear light:
 
 1. measure the output's region means ``m(t)`` and their own pulse-band relative
    variation ``own(t)`` (:func:`band_variation`), and the original crops' ``target(t)``
-   the same way (:func:`clip_variation`);
+   the same way, over the same per-frame geometry (:func:`clip_layouts`);
 2. region targets ``m(t) * (1 + target(t) - own(t))``: the output's slow light kept,
    its in-band variation swapped for the original's (per channel, so the pulse's
    colour signature is the original's);
@@ -143,13 +143,6 @@ def band_variation(means: np.ndarray, times_s: np.ndarray, band_hz: tuple[float,
         return np.zeros_like(means)
 
 
-def clip_variation(
-    frames: np.ndarray, landmarks: np.ndarray, times_s: np.ndarray, band_hz: tuple[float, float] = DEFAULT_BAND_HZ
-) -> np.ndarray:
-    """Pulse-band relative variation ``(T, R, 3)`` of crops ``(T, H, W, 3)`` in [0, 1] with ``(T, 68, 2)`` landmarks."""
-    return band_variation(clip_region_means(frames, landmarks), times_s, band_hz)
-
-
 def transplant_clip(
     output: np.ndarray,
     landmarks: np.ndarray,
@@ -165,7 +158,7 @@ def transplant_clip(
         output: ``(T, S, S, 3)`` float32 in [0, 1], display scale (the method's crops).
         landmarks: ``(T, 68, 2)`` ``(x, y)`` in crop pixels (NaN frame: left as is).
         target: ``(T, R, 3)`` the original's relative variation for these frames
-            (:attr:`TrackPulse.variation`); NaN counts as 0.
+            (:func:`band_variation` of the original crops' region means); NaN counts as 0.
         times_s: ``(T,)`` timestamps in seconds, strictly increasing.
         band_hz: the pulse band, as used for the target.
         feather_px: inward feather of the skin weight, crop pixels.
@@ -243,4 +236,4 @@ def carried_amplitude(
     Compare a transplanted clip's value with the original crops' and with the method's
     raw output (what it would have carried on its own).
     """
-    return rms_amplitude(clip_variation(frames, landmarks, times_s, band_hz))
+    return rms_amplitude(band_variation(clip_region_means(frames, landmarks), times_s, band_hz))
