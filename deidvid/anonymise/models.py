@@ -34,7 +34,7 @@ class PipelineModels:
     def method(self) -> Method:
         from deidvid.methods import build_method
 
-        return build_method(self.opts.method, self.opts.device, self.opts.strength)
+        return build_method(self.opts.method, self.opts.device, self.opts.strength, self.opts.seed)
 
     @cached_property
     def recognisers(self) -> dict[str, Recogniser]:

@@ -14,6 +14,7 @@ class AnonymiseOptions:
     Attributes:
         method: a name from ``deidvid.methods.METHODS``.
         strength: residual AE only: perturbation RMS in [0, 1] units (None: as trained).
+        seed: surrogate only: makes the choice of each track's surrogate reproducible.
         keep_pulse: transplant the original's pulse into the output (None: the method's
             default, on for methods that replace the face's pixels).
         face_qp_offset: code the faces this many QP finer than the rest (None: 15 when the
@@ -29,6 +30,7 @@ class AnonymiseOptions:
     method: str = "blur"
     device: str = "cpu"
     strength: float | None = None
+    seed: int = 0
     keep_pulse: bool | None = None
     face_qp_offset: int | None = None
     finding: FaceFinding = field(default_factory=FaceFinding)

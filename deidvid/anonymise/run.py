@@ -171,6 +171,7 @@ def anonymise_video(
     if lost_all:
         action = "covered by blur" if opts.fallback == "blur" else "LEFT UNTOUCHED (--fallback none)"
         warnings.append(f"{len(lost_all)} frame(s) had a lost face {action}")
+    warnings.extend(method.warnings())
     if pulse is not None:
         warnings.extend(pulse.warnings())
     if check is not None:

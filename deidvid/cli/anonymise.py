@@ -42,17 +42,18 @@ def anonymise(
     inputs: Annotated[list[Path], typer.Argument(help="Input video(s).", show_default=False, readable=False)],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input).", readable=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for outputs (NAME.deid.EXT).", readable=False)] = None,
-    method: Annotated[str, typer.Option(help="blur | pixelate | ae | ae-paper (autoencoders: see deidvid/weights/MODEL_CARD.md)")] = "blur",
+    method: Annotated[str, typer.Option(help="blur | pixelate | surrogate | ae | ae-paper (see README and deidvid/weights/MODEL_CARD.md)")] = "blur",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     strength: Annotated[
         float | None,
         typer.Option(help="--method ae: perturbation RMS in grey levels (0-255); more hides identity better, "
                      "costs PSNR (default: as trained, see deidvid/weights/MODEL_CARD.md).", show_default=False),
     ] = None,
+    seed: Annotated[int, typer.Option(help="--method surrogate: which surrogate each face gets (same seed, same choice).")] = 0,
     keep_pulse: Annotated[
         bool | None,
         typer.Option("--keep-pulse/--no-keep-pulse", help="Transplant the original's pulse into the output "
-                     "(default: on for methods that replace the face's pixels: blur, pixelate).", show_default=False),
+                     "(default: on for methods that replace the face's pixels: blur, pixelate, surrogate).", show_default=False),
     ] = None,
     fallback: Annotated[str, typer.Option(help="Cover faces that were seen but lost: blur | none.")] = "blur",
     fallback_seconds: Annotated[float, typer.Option(help="How long a lost face's last place stays covered (> 0).")] = 2.0,
@@ -98,7 +99,7 @@ def anonymise(
     outputs, message, code = run_guarded(_plan, inputs, output, out_dir, json_path)
     if message:
         fail(message, code)
-    opts = _options(args, lossless=lossless, copy_audio=not no_audio, keep_pulse=keep_pulse, keep_metadata=keep_metadata)
+    opts = _options(args, seed=seed, lossless=lossless, copy_audio=not no_audio, keep_pulse=keep_pulse, keep_metadata=keep_metadata)
     gates = _Gates(strict=strict, max_match_rate=max_match_rate)
     console = None if quiet else table_console(json_path)
     results, worst = _run_batch(inputs, outputs, opts, overwrite, gates, console)
@@ -132,7 +133,7 @@ def _plan(inputs: list[Path], output: Path | None, out_dir: Path | None, json_pa
     return outputs
 
 
-def _options(args: AnonymiseArgs, *, lossless: bool, copy_audio: bool, keep_pulse: bool | None,
+def _options(args: AnonymiseArgs, *, seed: int, lossless: bool, copy_audio: bool, keep_pulse: bool | None,
              keep_metadata: bool) -> AnonymiseOptions:
     from deidvid.anonymise.options import AnonymiseOptions
     from deidvid.faces.find import FaceFinding
@@ -144,7 +145,7 @@ def _options(args: AnonymiseArgs, *, lossless: bool, copy_audio: bool, keep_puls
         detect_every=args.detect_every, detector_max_side=args.detector_max_side, score_threshold=args.threshold
     )
     return AnonymiseOptions(
-        method=args.method, device=dev, strength=None if args.strength is None else args.strength / 255.0,
+        method=args.method, device=dev, strength=None if args.strength is None else args.strength / 255.0, seed=seed,
         finding=finding, clip_len=args.clip_len, overlap=args.overlap,
         fallback=args.fallback, fallback_seconds=args.fallback_seconds,
         crf=args.crf, lossless=lossless, copy_audio=copy_audio, identity_check=args.identity_check,

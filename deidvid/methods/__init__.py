@@ -13,20 +13,20 @@ from deidvid.methods.base import CropClip, FaceObserver, Method, PasteMode
 AUTOENCODERS = {"ae": "ae_residual", "ae-paper": "ae_paper"}
 
 
-def _blur(device: str, strength: float | None) -> Method:  # noqa: ARG001
+def _blur(device: str, strength: float | None, seed: int) -> Method:  # noqa: ARG001
     from deidvid.methods.blur import GaussianBlur
 
     return GaussianBlur()
 
 
-def _pixelate(device: str, strength: float | None) -> Method:  # noqa: ARG001
+def _pixelate(device: str, strength: float | None, seed: int) -> Method:  # noqa: ARG001
     from deidvid.methods.pixelate import Pixelate
 
     return Pixelate()
 
 
-def _autoencoder(name: str) -> Callable[[str, float | None], Method]:
-    def build(device: str, strength: float | None) -> Method:
+def _autoencoder(name: str) -> Callable[[str, float | None, int], Method]:
+    def build(device: str, strength: float | None, seed: int) -> Method:  # noqa: ARG001
         from deidvid.methods.autoencoder import AutoencoderMethod
 
         return AutoencoderMethod(AUTOENCODERS[name], device=device, strength=strength, name=name)
@@ -34,27 +34,35 @@ def _autoencoder(name: str) -> Callable[[str, float | None], Method]:
     return build
 
 
+def _surrogate(device: str, strength: float | None, seed: int) -> Method:  # noqa: ARG001
+    from deidvid.methods.surrogate import SurrogateFace
+
+    return SurrogateFace(device=device, seed=seed)
+
+
 # Builders import lazily: a blur run never imports the autoencoder's torch model.
-_BUILDERS: dict[str, Callable[[str, float | None], Method]] = {
+_BUILDERS: dict[str, Callable[[str, float | None, int], Method]] = {
     "ae": _autoencoder("ae"),
     "ae-paper": _autoencoder("ae-paper"),
     "blur": _blur,
     "pixelate": _pixelate,
+    "surrogate": _surrogate,
 }
 METHODS = tuple(sorted(_BUILDERS))
 
 
-def build_method(name: str, device: str = "cpu", strength: float | None = None) -> Method:
+def build_method(name: str, device: str = "cpu", strength: float | None = None, seed: int = 0) -> Method:
     """The method called ``name`` (see ``METHODS``) on ``device``.
 
     ``strength``: the residual autoencoder's perturbation RMS in [0, 1] units (None: as
-    trained); a ValueError for any other method.
+    trained); a ValueError for any other method. ``seed``: the surrogate choice (other
+    methods have no randomness).
     """
     if strength is not None and name != "ae":
         raise ValueError(f"a strength applies to the residual autoencoder (--method ae) only, not '{name}'")
     if name not in _BUILDERS:
         raise ValueError(f"unknown method '{name}'; choose from {', '.join(METHODS)}")
-    return _BUILDERS[name](device, strength)
+    return _BUILDERS[name](device, strength, seed)
 
 
 __all__ = ["AUTOENCODERS", "METHODS", "CropClip", "FaceObserver", "Method", "PasteMode", "build_method"]

@@ -93,6 +93,10 @@ class Method(ABC):
     def finish_frame(self, frame_index: int, canvas: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Called with each frame that has a face, ``(H, W, 3)`` float32 (0..255), after paste, before encode."""
 
+    def warnings(self) -> list[str]:
+        """One-line notes for the run's report (faces the method could not treat as intended)."""
+        return []
+
     def __call__(self, frames: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """One clip without track context: ``(T, S, S, 3)`` -> ``(T, S, S, 3)`` (tests, tools, training)."""
         return self.run([CropClip(frames, landmarks, -1, 0, np.arange(len(frames), dtype=np.float64))])[0]

@@ -1,0 +1,132 @@
+"""``--method surrogate``: replace each face with a surrogate that is nobody.
+
+Pass 1 meshes every face frame (:class:`deidvid.surrogate.meshtrack.MeshObserver`).
+Per track, one surrogate from the bundled bank (:mod:`deidvid.surrogate.choose`) is
+drawn in the person's pose and expression, under their lighting, over a strong blur of
+the crop (:mod:`deidvid.surrogate.render`). Frames where the mesh could not be fitted
+(profile, tiny or lost faces) get the blur only: the fail-closed cover, counted in the
+report. The surrogate carries no pulse of its own; the pulse transplant (on by default:
+the method replaces pixels) carries the original's into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from deidvid.faces.geometry import crop_box, cut_crop
+from deidvid.methods.base import CropClip, Method, PasteMode
+from deidvid.surrogate import choose, render
+from deidvid.surrogate.bank import load_bank
+
+if TYPE_CHECKING:
+    from deidvid.faces.track import FaceTrack
+    from deidvid.surrogate.meshtrack import MeshObserver, MeshTrack
+
+
+class SurrogateFace(Method):
+    """See the module docstring. ``seed`` makes the surrogate choice reproducible."""
+
+    name = "surrogate"
+    paste_mode = PasteMode.REPLACE
+    interpolation = cv2.INTER_LINEAR
+    replaces_pixels = True
+
+    def __init__(self, device: str = "cpu", seed: int = 0) -> None:
+        self.device = device
+        self.seed = seed
+        self.bank = [render.PreparedSurrogate.of(s) for s in load_bank()]
+        self._observer: MeshObserver | None = None
+        self.tracks: dict[int, FaceTrack] = {}
+        self.chosen: dict[int, int] = {}
+        self.covered: set[tuple[int, int]] = set()  # (track, frame) drawn as the blur cover
+
+    def observer(self) -> MeshObserver:
+        from deidvid.surrogate.meshtrack import MeshObserver
+
+        if self._observer is None:
+            self._observer = MeshObserver(self.device)
+        return self._observer
+
+    @cached_property
+    def recognisers(self):
+        from deidvid.recognise import load_recogniser
+
+        return {name: load_recogniser(name, self.device) for name in choose.CHOOSING_RECOGNISERS}
+
+    def _mesh(self, track_id: int) -> MeshTrack | None:
+        return None if self._observer is None else self._observer.tracks.get(track_id)
+
+    def start_track(self, track: FaceTrack) -> None:
+        self.tracks[track.track_id] = track
+        mesh = self._mesh(track.track_id)
+        if mesh is not None and mesh.valid.any():
+            self.chosen[track.track_id] = self.choose(track.track_id, mesh)
+
+    def choose(self, track_id: int, mesh: MeshTrack) -> int:
+        """The bank index of the track's surrogate (see :mod:`deidvid.surrogate.choose`)."""
+        candidates = choose.tone_candidates([p.surrogate for p in self.bank], choose.track_tone_lab(mesh.lighting[mesh.valid]))
+        samples = [(f, rgb, lm) for f, rgb, lm in mesh.samples if mesh.valid[f - mesh.start]]
+        if not samples:
+            return candidates[0]
+        crops, landmarks, rendered = [], [], {k: [] for k in candidates}
+        for f, rgb, lm in samples:
+            box = crop_box(lm)
+            crop = cut_crop(rgb, box).astype(np.float32)
+            crops.append(crop)
+            landmarks.append(box.to_crop(lm))
+            for k in candidates:
+                rendered[k].append(self.draw(k, mesh, f, crop, box))
+        thresholds = {name: rec.threshold for name, rec in self.recognisers.items()}
+        originals = {name: self._embed(name, crops, landmarks) for name in thresholds}
+        scores = {
+            k: choose.identity_ratio(originals, {n: self._embed(n, rendered[k], landmarks) for n in thresholds}, thresholds)
+            for k in candidates
+        }
+        return choose.pick(scores, self.seed, track_id)
+
+    def _embed(self, name: str, crops: list[np.ndarray], landmarks: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from deidvid.measure.identity import image_batch, landmark_batch
+
+        images = image_batch(np.clip(np.stack(crops), 0, 255).astype(np.uint8), self.device)
+        with torch.inference_mode():
+            return self.recognisers[name].embed(images, landmark_batch(np.stack(landmarks), self.device)).cpu().numpy()
+
+    def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box) -> np.ndarray:
+        """Surrogate ``index`` in frame ``frame_index`` over ``crop (S, S, 3)`` (0..255) of ``box``."""
+        prepared = self.bank[index]
+        i = frame_index - mesh.start
+        points = render.to_crop(mesh.shape_at(frame_index, prepared.surrogate.shape), box)
+        face, alpha = render.draw(prepared.lit(mesh.lighting[i]), points, crop.shape[0])
+        return render.composite(crop, face, alpha)
+
+    def run(self, clips: Sequence[CropClip]) -> list[np.ndarray]:
+        return [self._run_clip(c) for c in clips]
+
+    def _run_clip(self, clip: CropClip) -> np.ndarray:
+        mesh = self._mesh(clip.track_id)
+        track = self.tracks.get(clip.track_id)
+        chosen = self.chosen.get(clip.track_id)
+        out = np.empty_like(clip.frames)
+        for t, crop01 in enumerate(clip.frames):
+            f = clip.start + t
+            crop = crop01 * 255.0
+            usable = mesh is not None and track is not None and chosen is not None and 0 <= f - mesh.start < len(mesh) and mesh.valid[f - mesh.start]
+            if usable:
+                out[t] = self.draw(chosen, mesh, f, crop, crop_box(track.at(f))) / 255.0
+            else:
+                self.covered.add((clip.track_id, f))
+                out[t] = render.composite(crop, np.zeros_like(crop), np.zeros(crop.shape[:2], np.float32)) / 255.0
+        return np.clip(out, 0.0, 1.0)
+
+    def warnings(self) -> list[str]:
+        if not self.covered:
+            return []
+        return [f"{len(self.covered)} face frame(s) could not be meshed (profile, too small or lost) and were covered by blur"]
+

@@ -1,0 +1,1 @@
+"""Surrogate faces: a face that is nobody, in the person's pose and expression."""

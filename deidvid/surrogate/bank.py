@@ -1,0 +1,66 @@
+"""The bundled surrogate bank: faces that are nobody.
+
+Each surrogate is an aggregate over at least :data:`MIN_PEOPLE` different people (k-Same):
+a UV texture averaged after mesh alignment and a neutral 3D shape averaged in the
+canonical model's space. Built by ``python -m deidvid.tools.build_surrogates`` into
+``weights/surrogates.safetensors`` (sha256-verified on load); how, from whom and the
+check that no source person is recognisable in any surrogate are in the manifest and
+``weights/MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+MIN_PEOPLE = 25
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """One surrogate identity.
+
+    Attributes:
+        index: position in the bank.
+        texture: ``(T, T, 3)`` uint8 RGB in the canonical UV space.
+        shape: ``(468, 3)`` float64 neutral shape in canonical centimetres.
+        tone: ``(3,)`` CIE L*a*b* mean of the skin texels.
+        people: how many different people it averages.
+    """
+
+    index: int
+    texture: np.ndarray
+    shape: np.ndarray
+    tone: np.ndarray
+    people: int
+
+
+def skin_tone_lab(texture: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Mean CIE L*a*b* (L in 0..100) of ``texture (T, T, 3)`` uint8 RGB over ``skin (T, T)``."""
+    import cv2
+
+    mean = texture[skin].reshape(-1, 1, 3).astype(np.float32).mean(axis=0, keepdims=True) / 255.0
+    return cv2.cvtColor(mean, cv2.COLOR_RGB2Lab).reshape(3).astype(np.float64)
+
+
+def individual_typology_angle(lab: np.ndarray) -> float:
+    """ITA in degrees (> 55 very light ... < -30 dark skin; Chardon et al. 1991)."""
+    return float(np.degrees(np.arctan2(lab[0] - 50.0, lab[2])))
+
+
+@lru_cache(maxsize=1)
+def load_bank() -> tuple[Surrogate, ...]:
+    """The bundled surrogates (sha256-verified)."""
+    from deidvid.errors import WeightsError
+    from deidvid.weights.manifest import load_safetensors
+
+    tensors = load_safetensors("surrogates")
+    textures, shapes = tensors["textures"].numpy(), tensors["shapes"].numpy().astype(np.float64)
+    tones, people = tensors["tones"].numpy().astype(np.float64), tensors["people"].numpy()
+    if len(textures) == 0 or int(people.min()) < MIN_PEOPLE:
+        raise WeightsError(f"the surrogate bank must hold aggregates of >= {MIN_PEOPLE} people each")
+    return tuple(
+        Surrogate(i, textures[i], shapes[i], tones[i], int(people[i])) for i in range(len(textures))
+    )

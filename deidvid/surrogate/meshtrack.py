@@ -1,0 +1,162 @@
+"""The dense mesh of every face track, frame by frame (pass 1 of a surrogate run).
+
+:class:`MeshObserver` watches the original frames as pass 1 finds faces: FaceMesh
+from the previous frame's mesh (dlib's 68 landmarks to start or restart), Iris for the
+eyelids (FaceMesh alone under-reports blinks), and a log-linear lighting fit of the
+skin in UV space. ``finish`` turns each track's observations into a :class:`MeshTrack`:
+gaps filled, the mesh smoothed in time, split into pose and canonical shape, the
+track's own neutral shape (the median) and a slowly varying lighting (smoothed over
+``LIGHTING_SIGMA_S``: the pulse must not come from here but from the pulse transplant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deidvid.faces.canonical_mesh import load_canonical_mesh
+from deidvid.faces.iris import LOWER_LID, MESH_LOWER_LID, MESH_UPPER_LID, UPPER_LID
+from deidvid.surrogate import lighting, raster
+from deidvid.surrogate.shape import Pose, split_pose
+from deidvid.surrogate.uvspace import uv_space
+
+MIN_MESH_SCORE = 0.5
+MIN_FACE_PX = 40  # smaller faces are covered by the fallback (too few pixels for a mesh)
+MAX_YAW_DEG = 55.0  # beyond this the far half of the face is unseen: covered by the fallback
+MESH_SIGMA_FRAMES = 1.0
+LIGHTING_SIGMA_S = 0.5
+LIGHTING_UV_SIZE = 64
+IDENTITY_SAMPLES = 6
+
+
+@dataclass
+class Observation:
+    points: np.ndarray  # (468, 3) float32, frame pixels
+    score: float
+    lighting: np.ndarray | None  # (3, 3) or None when the fit failed
+
+
+@dataclass
+class MeshTrack:
+    """One face track's mesh, per frame of ``[start, start + len)``.
+
+    Attributes:
+        start: first frame index.
+        poses: per frame :class:`Pose` (image <- canonical).
+        expression: ``(T, 468, 3)`` the shape minus the track's neutral shape (cm).
+        lighting: ``(T, 3, 3)`` smoothed lighting fits (:mod:`deidvid.surrogate.lighting`).
+        valid: ``(T,)`` bool: a mesh that can be rendered (else the fallback covers the face).
+        samples: a few original frames for choosing the surrogate: ``(frame_index, frame_rgb, landmarks68)``.
+    """
+
+    start: int
+    poses: list[Pose]
+    expression: np.ndarray
+    lighting: np.ndarray
+    valid: np.ndarray
+    samples: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def shape_at(self, frame_index: int, neutral: np.ndarray) -> np.ndarray:
+        """``neutral (468, 3)`` with this frame's expression, in image pixels ``(468, 3)``."""
+        i = frame_index - self.start
+        return self.poses[i].apply(neutral + self.expression[i])
+
+
+class MeshObserver:
+    """A :class:`deidvid.methods.base.FaceObserver` that meshes every face frame."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        from deidvid.faces.iris import IrisModel
+        from deidvid.faces.mesh import FaceMesh
+
+        self.mesh = FaceMesh(device)
+        self.iris = IrisModel(device)
+        self.observations: dict[int, dict[int, Observation]] = {}
+        self.samples: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        self.tracks: dict[int, MeshTrack] = {}
+
+    def observe(self, track_id: int, frame_index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
+        seen = self.observations.setdefault(track_id, {})
+        previous = seen.get(frame_index - 1) or seen.get(frame_index + 1)
+        region = previous.points if previous is not None and previous.score >= MIN_MESH_SCORE else landmarks
+        result = self.mesh(rgb, region)
+        if result.score < MIN_MESH_SCORE and region is not landmarks:
+            result = self.mesh(rgb, landmarks)
+        points = result.points.copy()
+        if result.score >= MIN_MESH_SCORE and np.ptp(points[:, 0]) >= MIN_FACE_PX / 2:
+            contours = self.iris(rgb, points).contours
+            for eye in range(2):
+                points[list(MESH_LOWER_LID[eye]), :2] = contours[eye, list(LOWER_LID)]
+                points[list(MESH_UPPER_LID[eye]), :2] = contours[eye, list(UPPER_LID)]
+        seen[frame_index] = Observation(points.astype(np.float32), result.score, _lighting(rgb, points))
+        kept = self.samples.setdefault(track_id, [])
+        if len(kept) < IDENTITY_SAMPLES and frame_index % 15 == 0:
+            kept.append((frame_index, rgb.copy(), landmarks.copy()))
+
+    def finish(self, tracks, times_s: np.ndarray) -> None:
+        for track in tracks:
+            seen = self.observations.pop(track.track_id, {})
+            if seen:
+                self.tracks[track.track_id] = _mesh_track(track.start, track.end, seen, times_s)
+                self.tracks[track.track_id].samples = sorted(self.samples.get(track.track_id, []), key=lambda s: s[0])
+
+
+def _lighting(rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    space = uv_space(LIGHTING_UV_SIZE)
+    visible = raster.front_facing(points, space.triangles, space.front_sign)
+    texture, mask = raster.unwrap(rgb, points, space.triangles, space.ids, space.points, visible)
+    try:
+        return lighting.fit(texture, mask & space.skin, space)
+    except ValueError:
+        return None
+
+
+def _gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Smooth ``(T, ...)`` along time with a Gaussian of ``sigma`` samples (edges reflected)."""
+    if sigma <= 0 or len(values) < 2:
+        return values
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(values, sigma, axis=0, mode="nearest")
+
+
+def _fill_gaps(frames: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``values (K, ...)`` known at ``known (K,)`` onto ``frames (T,)``."""
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.interp(frames, known, flat[:, j]) for j in range(flat.shape[1])], axis=1)
+    return out.reshape(len(frames), *values.shape[1:])
+
+
+def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.ndarray) -> MeshTrack:
+    canonical = load_canonical_mesh()
+    reference = canonical.vertices.astype(np.float64)
+    weights = np.zeros(len(reference))
+    weights[canonical.procrustes_ids] = canonical.procrustes_weights
+    frames = np.arange(start, end)
+    good = sorted(f for f, o in seen.items() if o.score >= MIN_MESH_SCORE)
+    if not good:
+        empty = np.zeros((len(frames), *reference.shape))
+        return MeshTrack(start, [Pose(np.eye(3), 1.0, np.zeros(3))] * len(frames), empty, np.zeros((len(frames), 3, 3)), np.zeros(len(frames), bool))
+    points = _fill_gaps(frames, np.array(good), np.stack([seen[f].points for f in good]).astype(np.float64))
+    points = _gaussian_smooth(points, MESH_SIGMA_FRAMES)
+    lit = [f for f in good if seen[f].lighting is not None]
+    fps = (len(frames) - 1) / max(float(times_s[end - 1] - times_s[start]), 1e-6) if len(frames) > 1 else 25.0
+    if lit:
+        light = _fill_gaps(frames, np.array(lit), np.stack([seen[f].lighting for f in lit]))
+        light = _gaussian_smooth(light, LIGHTING_SIGMA_S * fps)
+    else:
+        light = np.zeros((len(frames), 3, 3))
+        light[:, :, 0] = np.log(0.5)
+    poses, shapes = zip(*(split_pose(p, reference, weights) for p in points))
+    shapes = np.stack(shapes)
+    near = np.array([abs(p.angles_deg()[0]) <= MAX_YAW_DEG for p in poses])
+    wide = np.ptp(points[:, :, 0], axis=1) >= MIN_FACE_PX
+    # A frame far from any good observation is not trusted: the fill would be a guess.
+    nearest_good = np.min(np.abs(frames[:, None] - np.array(good)[None]), axis=1)
+    valid = near & wide & (nearest_good <= max(int(round(0.2 * fps)), 1))
+    neutral = np.median(shapes[valid] if valid.any() else shapes, axis=0)
+    return MeshTrack(start, list(poses), shapes - neutral, light, valid)
