@@ -17,7 +17,7 @@ from deidvid.faces.geometry import CropBox
 from deidvid.methods.blur import gaussian_blur
 from deidvid.surrogate import lighting, raster
 from deidvid.surrogate.bank import Surrogate
-from deidvid.surrogate.uvspace import UVSpace, uv_space
+from deidvid.surrogate.uvspace import INNER_LIPS, UVSpace, uv_space
 
 BACKGROUND_BLUR_SIGMA = 12.0  # the blur method's, at the crop's scale
 EDGE_FEATHER = 0.015  # x crop size: the Gaussian that softens the surrogate's outline
@@ -56,11 +56,24 @@ def draw(texture: np.ndarray, points: np.ndarray, size: int, space: UVSpace | No
     float32 and a feathered ``alpha (S, S)`` float32 in [0, 1]."""
     space = space or uv_space()
     image, covered = raster.render(texture, space.points, points, space.triangles, (size, size), space.front_sign)
+    fill_mouth(image, points, texture[space.mouth].mean(axis=0) if space.mouth.any() else np.zeros(3))
     sigma = max(EDGE_FEATHER * size, 0.5)
     grow = int(np.ceil(2 * sigma))
     inner = cv2.erode(covered.astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8)).astype(np.float32)
     alpha = cv2.GaussianBlur(inner, (0, 0), sigma) * covered
     return image.astype(np.float32), alpha
+
+
+def fill_mouth(image: np.ndarray, points: np.ndarray, colour: np.ndarray) -> None:
+    """Paint the inner-lip polygon of ``points (468, 2+)`` with ``colour (3,)`` in place
+    (anti-aliased). In the texture the inner mouth is a sliver: stretched over an open
+    mouth it would smear the lips' colour, so the opening is drawn as a shape instead."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    polygon = np.round(np.asarray(points)[list(INNER_LIPS), :2] * 16).astype(np.int32)
+    cv2.fillPoly(mask, [polygon], 255, lineType=cv2.LINE_AA, shift=4)
+    alpha = mask[..., None].astype(np.float32) / 255.0
+    image *= 1.0 - alpha
+    image += alpha * np.asarray(colour, np.float32)
 
 
 def composite(crop: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> np.ndarray:

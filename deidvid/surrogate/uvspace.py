@@ -43,6 +43,7 @@ class UVSpace:
         front_sign: sign of :func:`raster.signed_areas` of a front-facing triangle in an image.
         skin: ``(size, size)`` bool: cheeks, forehead, nose, chin; no eyes, brows, lips or outline.
         inner_mouth: ``(F,)`` bool triangles inside the inner lip ring.
+        mouth: ``(size, size)`` bool texels of those triangles.
         eyeballs: ``(F,)`` bool triangles inside the eyelid rings.
     """
 
@@ -53,6 +54,7 @@ class UVSpace:
     front_sign: float
     skin: np.ndarray
     inner_mouth: np.ndarray
+    mouth: np.ndarray
     eyeballs: np.ndarray
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +90,7 @@ def uv_space(size: int = TEXTURE_SIZE) -> UVSpace:
         features |= _fill(points, ring, size)
     grown = cv2.dilate(features.astype(np.uint8), np.ones((size // 24,) * 2, np.uint8)) > 0
     eyeballs = _inside_ring(triangles, RIGHT_EYE) | _inside_ring(triangles, LEFT_EYE)
+    inner_mouth = _inside_ring(triangles, INNER_LIPS)
     return UVSpace(
         size=size,
         points=points,
@@ -95,7 +98,8 @@ def uv_space(size: int = TEXTURE_SIZE) -> UVSpace:
         ids=ids,
         front_sign=front_sign,
         skin=face & ~grown & (ids >= 0),
-        inner_mouth=_inside_ring(triangles, INNER_LIPS),
+        inner_mouth=inner_mouth,
+        mouth=np.isin(ids, np.flatnonzero(inner_mouth)),
         eyeballs=eyeballs,
     )
 

@@ -6,15 +6,19 @@ One image per LFW person: detect, 68 landmarks, FaceMesh (twice: the second crop
 the first mesh), split into pose and canonical shape, and keep near-frontal faces with a
 closed mouth and no strong glasses edges. Each kept face is unwrapped into the UV
 texture space (visible triangles only) with its mirror image. People are binned by skin
-tone (ITA quantiles); each bin is split by recogniser A's embedding (2-means: similar
-faces average sharper) and each cluster keeps the ``--people`` members nearest its
-centre. A surrogate is the texel-wise mean of its members' textures (inner mouth painted
-dark, unseen texels filled in) and the mean of their shapes.
+tone (ITA quantiles); each bin is cut in two along recogniser A's main embedding axis
+(similar faces average sharper, and the two surrogates of a tone differ) and each part
+starts from ``--people`` members drawn at random. A surrogate is the texel-wise mean of its
+members' textures (inner mouth painted dark, unseen texels filled in) and the mean of
+their shapes. Then k-Same is checked, not assumed: the surrogate is rendered frontally,
+found again by the pipeline's own detector and landmarks, and compared with recognisers
+A and C to each member; while any member is within ``SOURCE_MARGIN`` of a recogniser's
+same-person threshold, that member is swapped for another person of the tone bin (or,
+with none left, dropped while more than 25 remain; at most ``MAX_SWAPS`` times).
 
-The check written to the manifest and model card: each surrogate is rendered frontally,
-found again by the pipeline's own detector and landmarks, and compared with recognisers A
-and C to every one of its source people and to every other kept person: the nearest
-distance must stay above each recogniser's same-person threshold. Recogniser B is not used.
+The check written to the manifest and model card: each final surrogate against every
+one of its source people and every other kept person, with A and C (nearest distance,
+how many within the threshold). Recogniser B is never used.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ MIN_FACE_WIDTH_PX = 60
 GLASSES_QUANTILE = 0.7  # faces above this edge-energy quantile around the eyes are dropped
 MOUTH_RGB = (70, 30, 32)  # the inner mouth: dark, reddish (what a shadowed mouth looks like)
 RECOGNISERS = ("A", "C")  # never B: it is kept to tell the truth
+SOURCE_MARGIN = 1.05  # a member must be this many thresholds away from its surrogate
+MAX_SWAPS = 60
 
 
 @dataclass
@@ -53,9 +59,7 @@ class FaceSample:
     pitch: float
     tone: np.ndarray  # Lab
     glasses: float
-    embedding: np.ndarray  # recogniser A
-    image: np.ndarray  # the LFW image (for the check)
-    landmarks: np.ndarray  # (68, 2)
+    embeddings: dict[str, np.ndarray]  # recognisers A and C
 
 
 class FaceModels:
@@ -133,9 +137,7 @@ def measure(path: Path, models: FaceModels) -> FaceSample | None:
         pitch=pitch,
         tone=skin_tone_lab(texture, space.skin & mask),
         glasses=glasses_score(texture, space.points),
-        embedding=models.embed("A", rgb, landmarks),
-        image=rgb,
-        landmarks=landmarks,
+        embeddings={name: models.embed(name, rgb, landmarks) for name in RECOGNISERS},
     )
 
 
@@ -159,36 +161,31 @@ def aggregate(members: list[FaceSample], mirror_index: np.ndarray) -> tuple[np.n
     mean = np.where(seen[..., None], total / np.maximum(count, 1)[..., None], 0)
     texture = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
     texture = cv2.inpaint(texture, (~seen).astype(np.uint8), 5, cv2.INPAINT_TELEA)  # texels no member showed
-    mouth = raster.triangle_index(space.points, space.triangles, (space.size, space.size), np.flatnonzero(space.inner_mouth)) >= 0
-    texture[mouth] = MOUTH_RGB
+    texture[space.mouth] = MOUTH_RGB
     return texture, np.mean(shapes, axis=0)
 
 
-def group(samples: list[FaceSample], tones: int, per_tone: int, people: int) -> list[list[FaceSample]]:
-    """Tone bins (ITA quantiles), each split by recogniser A embeddings into ``per_tone``
-    clusters of the ``people`` members nearest each centre."""
-    ita = np.array([individual_typology_angle(s.tone) for s in samples])
-    order = np.argsort(ita)
-    groups = []
-    for chunk in np.array_split(order, tones):
-        embeddings = np.stack([samples[i].embedding for i in chunk])
-        labels, centres = _kmeans(embeddings, per_tone, seed=0)
-        for k in range(per_tone):
-            idx = chunk[labels == k]
-            if len(idx) < MIN_PEOPLE:
-                continue
-            near = idx[np.argsort(np.linalg.norm(embeddings[labels == k] - centres[k], axis=1))[:people]]
-            groups.append([samples[i] for i in near])
-    return groups
-
-
-def _kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+def group(samples: list[FaceSample], tones: int, per_tone: int, people: int, seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """Tone bins (ITA quantiles), each cut into ``per_tone`` equal parts along the main axis
+    of recogniser A's embeddings (similar faces average sharper, and the surrogates of one
+    tone differ). Per part ``(members, spares)``: ``people`` random members; spares are the
+    rest of the part, then the rest of the bin."""
     rng = np.random.default_rng(seed)
-    centres = x[rng.choice(len(x), k, replace=False)]
-    for _ in range(iterations):
-        labels = np.linalg.norm(x[:, None] - centres[None], axis=2).argmin(axis=1)
-        centres = np.stack([x[labels == j].mean(axis=0) if (labels == j).any() else centres[j] for j in range(k)])
-    return labels, centres
+    ita = np.array([individual_typology_angle(s.tone) for s in samples])
+    groups = []
+    for chunk in np.array_split(np.argsort(ita), tones):
+        embeddings = np.stack([samples[i].embeddings["A"] for i in chunk])
+        centred = embeddings - embeddings.mean(axis=0)
+        axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+        parts = np.array_split(chunk[np.argsort(centred @ axis)], per_tone)
+        for k, part in enumerate(parts):
+            if len(part) < MIN_PEOPLE:
+                continue
+            own = [int(i) for i in rng.permutation(part)]
+            others = [int(i) for p in parts[:k] + parts[k + 1 :] for i in rng.permutation(p)]
+            # spares are popped from the end: the part's own people first
+            groups.append((own[:people], others[::-1] + own[people:][::-1]))
+    return groups
 
 
 def frontal_render(texture: np.ndarray, shape: np.ndarray, size: int = 250, background: int = 128) -> np.ndarray:
@@ -203,29 +200,98 @@ def frontal_render(texture: np.ndarray, shape: np.ndarray, size: int = 250, back
     return np.clip(image * (1 - alpha) + face * alpha, 0, 255).astype(np.uint8)
 
 
-def check(groups: list[list[FaceSample]], textures, shapes, samples: list[FaceSample], models: FaceModels) -> list[dict]:
-    """Per surrogate, recognisers A and C: nearest distance to its own people and to all kept people."""
-    results = []
-    refs = {name: np.stack([models.embed(name, s.image, s.landmarks) for s in samples]) for name in RECOGNISERS}
-    index = {s.person: i for i, s in enumerate(samples)}
-    for members, texture, shape in zip(groups, textures, shapes):
-        image = frontal_render(texture, shape)
-        landmarks = models.landmarks(image)
-        entry: dict = {"people": len(members), "detected": landmarks is not None}
-        if landmarks is not None:
-            own = [index[m.person] for m in members]
-            for name in RECOGNISERS:
-                rec = models.recognisers[name]
-                d = np.linalg.norm(refs[name] - models.embed(name, image, landmarks), axis=1)
-                entry[name] = {
-                    "threshold": round(rec.threshold, 4),
-                    "nearest_source_distance": round(float(d[own].min()), 4),
-                    "nearest_any_distance": round(float(d.min()), 4),
-                    "sources_matched": int((d[own] < rec.threshold).sum()),
-                    "others_matched": int((np.delete(d, own) < rec.threshold).sum()),
-                }
-        results.append(entry)
-    return results
+def surrogate_distances(texture: np.ndarray, shape: np.ndarray, samples: list[FaceSample], models: FaceModels) -> dict[str, np.ndarray] | None:
+    """Per recogniser, the distance of the frontal surrogate to every sample ``(N,)``/threshold
+    ratio; None when the pipeline cannot find the rendered face."""
+    image = frontal_render(texture, shape)
+    landmarks = models.landmarks(image)
+    if landmarks is None:
+        return None
+    out = {}
+    for name in RECOGNISERS:
+        refs = np.stack([s.embeddings[name] for s in samples])
+        out[name] = np.linalg.norm(refs - models.embed(name, image, landmarks), axis=1) / models.recognisers[name].threshold
+    return out
+
+
+def build_one(
+    members: list[int], spares: list[int], samples: list[FaceSample], models: FaceModels, mirror_index: np.ndarray
+) -> tuple[list[int], np.ndarray, np.ndarray, int]:
+    """Aggregate, check against the members, swap the nearest member out while any is too
+    close (see the module docstring). Returns members, texture, shape, swaps made."""
+    members, spares = list(members), list(spares)
+    for swaps in range(MAX_SWAPS + 1):
+        texture, shape = aggregate([samples[i] for i in members], mirror_index)
+        ratios = surrogate_distances(texture, shape, [samples[i] for i in members], models)
+        if ratios is None or swaps == MAX_SWAPS:
+            break
+        worst = np.minimum(*ratios.values())
+        if worst.min() >= SOURCE_MARGIN:
+            break
+        if spares:
+            members[int(worst.argmin())] = spares.pop()
+        elif len(members) > MIN_PEOPLE:
+            members.pop(int(worst.argmin()))
+        else:
+            break
+    return members, texture, shape, swaps
+
+
+def check(members: list[int], texture: np.ndarray, shape: np.ndarray, samples: list[FaceSample], models: FaceModels) -> dict:
+    """One surrogate with A and C: nearest distance to its own people and to all kept people."""
+    ratios = surrogate_distances(texture, shape, samples, models)
+    entry: dict = {"people": len(members), "detected": ratios is not None}
+    if ratios is None:
+        return entry
+    own = np.zeros(len(samples), bool)
+    own[members] = True
+    for name in RECOGNISERS:
+        threshold = models.recognisers[name].threshold
+        d = ratios[name] * threshold
+        entry[name] = {
+            "threshold": round(threshold, 4),
+            "nearest_source_distance": round(float(d[own].min()), 4),
+            "nearest_other_distance": round(float(d[~own].min()), 4),
+            "sources_matched": int((d[own] < threshold).sum()),
+            "others_matched": int((d[~own] < threshold).sum()),
+            "others": int((~own).sum()),
+        }
+    return entry
+
+
+def read_samples(people: list[Path], models: FaceModels, cache: Path | None) -> list[FaceSample]:
+    """Every person's first image measured (:func:`measure`); pickle-free cache in ``cache``."""
+    if cache is not None and cache.exists():
+        data = np.load(cache, allow_pickle=False)
+        return [
+            FaceSample(str(p), t, m, sh, float(y), float(pi), tone, float(g), {n: data[f"emb_{n}"][i] for n in RECOGNISERS})
+            for i, (p, t, m, sh, y, pi, tone, g) in enumerate(
+                zip(data["person"], data["texture"], data["mask"], data["shape"], data["yaw"], data["pitch"], data["tone"], data["glasses"])
+            )
+        ]
+    samples = []
+    for n, person in enumerate(people):
+        first = min(person.glob("*.jpg"), default=None)
+        sample = measure(first, models) if first else None
+        if sample is not None:
+            samples.append(sample)
+        if n % 200 == 0:
+            print(f"{n}/{len(people)} people read, {len(samples)} kept", file=sys.stderr)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache,
+            person=np.array([s.person for s in samples]),
+            texture=np.stack([s.texture for s in samples]),
+            mask=np.stack([s.mask for s in samples]),
+            shape=np.stack([s.shape for s in samples]),
+            yaw=np.array([s.yaw for s in samples]),
+            pitch=np.array([s.pitch for s in samples]),
+            tone=np.stack([s.tone for s in samples]),
+            glasses=np.array([s.glasses for s in samples]),
+            **{f"emb_{n}": np.stack([s.embeddings[n] for s in samples]) for n in RECOGNISERS},
+        )
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--people", type=int, default=32)
     p.add_argument("--limit", type=int, default=None, help="read at most this many people (a quick trial)")
     p.add_argument("--preview", type=Path, default=None, help="write frontal renders of the surrogates here")
+    p.add_argument("--cache", type=Path, default=None, help="keep the measured faces here (.npz) for a rebuild")
     p.add_argument("--dry-run", action="store_true", help="build and check, but do not write weights/")
     args = p.parse_args(argv)
     if args.people < MIN_PEOPLE:
@@ -249,14 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     models = FaceModels()
     people = sorted(d for d in args.lfw.iterdir() if d.is_dir())[: args.limit]
-    samples = []
-    for n, person in enumerate(people):
-        first = min(person.glob("*.jpg"), default=None)
-        sample = measure(first, models) if first else None
-        if sample is not None:
-            samples.append(sample)
-        if n % 200 == 0:
-            print(f"{n}/{len(people)} people read, {len(samples)} kept", file=sys.stderr)
+    samples = read_samples(people, models, args.cache)
     pitch = np.median([s.pitch for s in samples])
     glasses = np.quantile([s.glasses for s in samples], GLASSES_QUANTILE)
     kept = [s for s in samples if abs(s.pitch - pitch) <= MAX_PITCH_OFFSET_DEG and s.glasses <= glasses]
@@ -265,12 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: too few usable faces for one surrogate", file=sys.stderr)
         return 1
     mirror_index = models.canonical.mirror_index()
-    built = [aggregate(g, mirror_index) for g in groups]
-    textures = np.stack([t for t, _ in built])
-    shapes = np.stack([s for _, s in built]).astype(np.float32)
+    built = [build_one(members, spares, kept, models, mirror_index) for members, spares in groups]
+    textures = np.stack([t for _, t, _, _ in built])
+    shapes = np.stack([s for _, _, s, _ in built]).astype(np.float32)
     space = uv_space()
     tones = np.stack([skin_tone_lab(t, space.skin) for t in textures]).astype(np.float32)
-    checks = check(groups, textures, shapes, kept, models)
+    checks = [{**check(m, t, s, kept, models), "swaps": n} for m, t, s, n in built]
     wall = time.perf_counter() - t0
     for i, (c, tone) in enumerate(zip(checks, tones)):
         print(f"surrogate {i}: ITA {individual_typology_angle(tone):5.1f}  {json.dumps(c)}", file=sys.stderr)
@@ -288,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "textures": torch.from_numpy(textures),
         "shapes": torch.from_numpy(shapes),
         "tones": torch.from_numpy(tones),
-        "people": torch.tensor([len(g) for g in groups], dtype=torch.int32),
+        "people": torch.tensor([len(m) for m, _, _, _ in built], dtype=torch.int32),
     }
     entry = {
         "licence": "aggregates of research-only LFW images (Huang et al. 2007): research use; no person's pixels",
@@ -296,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "use": "surrogate faces (--method surrogate, issue #11)",
         "output": "textures (K,256,256,3) uint8 RGB in the canonical UV space, shapes (K,468,3) float32 cm, tones (K,3) Lab, people (K,) int32",
         "build": {
-            "command": "python -m deidvid.tools.build_surrogates " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": f"python -m deidvid.tools.build_surrogates --tones {args.tones} --per-tone {args.per_tone} --people {args.people}",
             "source": "../shared/data/images/lfw, first image of each person",
             "people_read": len(people),
             "faces_kept": len(kept),

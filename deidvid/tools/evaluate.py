@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deidvid.measure.expression import min_defined_r
 from deidvid.recognise import ALL_RECOGNISERS
 
 RECOGNISER_COLUMNS = {"faceapi_resnet": "A", "mobilefacenet": "B", "mobileface": "C"}
@@ -104,6 +105,15 @@ def summary_row(report: dict[str, Any], method: str, video: str) -> dict[str, An
     row["face_ssim"] = report["quality"]["face"]["ssim_mean"]
     detection = face.get("detection", {})
     row["detected"] = detection.get("rate_deidentified", detection.get("detection_rate_deidentified"))
+    haar = (detection.get("haar_rate") or {}).get("deidentified")
+    if haar is not None:
+        row["haar_detected"] = haar
+    expression = min_defined_r(face.get("expression"))
+    if expression is not None:
+        row["expression_r"] = expression
+    flicker = (face.get("temporal") or {}).get("flicker_ratio")
+    if flicker is not None:
+        row["flicker_ratio"] = flicker
     return row
 
 

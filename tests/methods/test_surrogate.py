@@ -1,0 +1,77 @@
+"""--method surrogate through the pipeline: a different, detectable face; the seed; fail closed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from deidvid.anonymise.models import PipelineModels
+from deidvid.anonymise.options import AnonymiseOptions
+from deidvid.anonymise.run import anonymise_video
+from deidvid.faces.detect import FaceDetector
+from deidvid.io.decode import iter_frames, probe
+from deidvid.methods import build_method
+from deidvid.testing.synthetic_video import make_face_video
+
+FACE = (slice(90, 150), slice(130, 190))  # the synthetic face's middle (320x240 frame)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return make_face_video(tmp_path_factory.mktemp("sur") / "in.mp4", n_frames=36, audio=False)
+
+
+def _frames(path) -> list[np.ndarray]:
+    return [f.rgb for f in iter_frames(path, probe(path))]
+
+
+def _run(src, dst, monkeypatch, method=None, **kw) -> tuple:
+    opts = AnonymiseOptions(method="surrogate", keep_pulse=False, clip_len=16, overlap=4, **kw)
+    models = PipelineModels(opts)
+    if method is not None:
+        monkeypatch.setattr(PipelineModels, "method", method)
+    report = anonymise_video(src, dst, opts, models=models)
+    return report, _frames(dst)
+
+
+def _haar_faces(rgb: np.ndarray) -> int:
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    return len(cascade.detectMultiScale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 1.1, 3, minSize=(30, 30)))
+
+
+def test_the_face_is_replaced_by_one_that_is_found_but_not_recognised(source, tmp_path, monkeypatch):
+    report, out = _run(source, tmp_path / "out.mp4", monkeypatch)
+    original = _frames(source)
+    assert report.faces == 1 and report.frames_unprocessed == 0 and not report.warnings
+    for name, scores in report.identity_check.items():
+        assert scores["match_rate"] == 0.0, name  # A, B (never used for the choice) and C
+    changed = np.abs(out[18][FACE].astype(float) - original[18][FACE]).mean()
+    assert changed > 10.0
+    detector = FaceDetector()
+    assert sum(bool(detector(f)) for f in out) >= 0.95 * len(out)  # still a face for rPPG toolchains
+    assert sum(_haar_faces(f) > 0 for f in out[::4]) >= 0.8 * len(out[::4])  # an independent detector too
+
+
+def test_the_seed_makes_the_choice_reproducible(source, tmp_path, monkeypatch):
+    first = build_method("surrogate", seed=3)
+    _run(source, tmp_path / "a.mp4", monkeypatch, method=first, identity_check=False)
+    again = build_method("surrogate", seed=3)
+    _run(source, tmp_path / "b.mp4", monkeypatch, method=again, identity_check=False)
+    assert first.chosen == again.chosen
+    a, b = _frames(tmp_path / "a.mp4"), _frames(tmp_path / "b.mp4")
+    assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) == 0
+
+
+def test_a_face_without_a_mesh_is_covered_and_reported(source, tmp_path, monkeypatch):
+    from deidvid.surrogate import meshtrack
+
+    monkeypatch.setattr(meshtrack, "MIN_MESH_SCORE", 1.01)  # no mesh is ever good enough
+    report, out = _run(source, tmp_path / "out.mp4", monkeypatch, identity_check=False)
+    assert any("could not be meshed" in w for w in report.warnings)
+    original = _frames(source)
+    # Covered, not left sharp: the fine detail of the face is gone.
+    def detail(img):
+        return cv2.Laplacian(cv2.cvtColor(img[FACE], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+
+    assert all(detail(o) < 0.2 * detail(i) for o, i in zip(out[::6], original[::6]))
