@@ -1,0 +1,59 @@
+"""deidvid.surrogate.meshtrack: from per-frame observations to a track's pose, expression, lighting."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from deidvid.faces.canonical_mesh import load_canonical_mesh
+from deidvid.surrogate.meshtrack import MIN_FACE_PX, Observation, _mesh_track
+from deidvid.surrogate.shape import Pose
+from deidvid.surrogate.uvspace import MOUTH_GAP
+
+FPS = 30.0
+
+
+def _observations(n: int, yaw_deg: float = 10.0, scale: float = 12.0, open_from: int = 20):
+    base = load_canonical_mesh().vertices.astype(np.float64)
+    out = {}
+    for f in range(n):
+        shape = base.copy()
+        if f >= open_from:
+            shape[MOUTH_GAP[1], 1] -= 1.0  # the lower inner lip drops 1 cm: the mouth opens
+        pose = Pose(Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix(), scale, np.array([320.0 + f, -240.0, 0.0]))
+        light = np.array([[5.0 + 0.05 * np.sin(2 * np.pi * 1.2 * f / FPS), 0.1, 0.0]] * 3)  # a 72 bpm ripple
+        out[f] = Observation(pose.apply(shape).astype(np.float32), 0.99, light)
+    return out
+
+
+def test_pose_expression_and_gaps():
+    seen = _observations(60)
+    for f in (30, 31, 32):  # a short gap is filled
+        del seen[f]
+    track = _mesh_track(0, 60, seen, np.arange(60) / FPS)
+    assert len(track) == 60 and track.valid.all()
+    assert abs(track.poses[10].angles_deg()[0] - 10.0) < 0.5
+    gap = track.expression[:, MOUTH_GAP[1], 1] - track.expression[:, MOUTH_GAP[0], 1]
+    # relative to the track's own neutral (the median: here the open mouth), the lip drops by 1 cm
+    assert abs((gap[50] - gap[5]) + 1.0) < 0.1 and abs(gap[50]) < 0.05
+    np.testing.assert_allclose(track.shape_at(50, np.zeros((468, 3)))[:, :2].mean(axis=0), [370.0, 240.0], atol=3.0)
+
+
+def test_lighting_is_smoothed_out_of_the_pulse_band():
+    track = _mesh_track(0, 90, _observations(90), np.arange(90) / FPS)
+    ripple = track.lighting[15:75, 0, 0] - 5.0
+    assert np.abs(ripple).max() < 0.005  # was 0.05: the surrogate must not carry a pulse of its own
+
+
+def test_small_faces_and_long_gaps_are_not_valid():
+    small = _observations(20, scale=MIN_FACE_PX / 20.0)  # canonical face ~15 cm wide -> < 40 px
+    assert not _mesh_track(0, 20, small, np.arange(20) / FPS).valid.any()
+    seen = _observations(60)
+    for f in range(20, 45):
+        del seen[f]
+    valid = _mesh_track(0, 60, seen, np.arange(60) / FPS).valid
+    assert valid[:20].all() and not valid[30:35].any() and valid[45:].all()
+
+
+def test_a_turned_away_face_is_not_valid():
+    assert not _mesh_track(0, 10, _observations(10, yaw_deg=80.0), np.arange(10) / FPS).valid.any()
