@@ -347,6 +347,17 @@ class FaceMesh:
         return self.batch([frame_rgb], [region])[0]
 
 
+MOUTH_GAP = (13, 14)  # inner upper / lower lip on the midline
+FACE_WIDTH = (234, 454)  # cheek to cheek at the eyes' height
+
+
+def mouth_opening(points: np.ndarray) -> float:
+    """Inner-lip gap / face width of a mesh ``(468, 2+)`` (0 closed, ~0.1+ wide open)."""
+    p = np.asarray(points, np.float64)
+    gap = np.linalg.norm(p[MOUTH_GAP[0], :2] - p[MOUTH_GAP[1], :2])
+    return float(gap / max(np.linalg.norm(p[FACE_WIDTH[0], :2] - p[FACE_WIDTH[1], :2]), 1e-9))
+
+
 def load_facemesh(device: str | torch.device = "cpu") -> FaceMeshNet:
     """The frozen network with sha256-verified weights ("facemesh")."""
     from deidvid.weights.manifest import load_safetensors

@@ -28,6 +28,13 @@ change with the face's size; and
   Rx(pitch)``; a frontal face is 0, 0, 0. A generic model gives rough absolute angles;
   what is compared is how they move together in the two videos.
 
+and, from MediaPipe FaceMesh and Iris fitted to both videos in the same crop (placed by the
+original's landmarks; :class:`MeshSignals`):
+
+* ``mesh_mouth_open``: the inner-lip gap on the midline / the cheek-to-cheek width;
+* ``mesh_eye_right`` / ``mesh_eye_left``: Iris's eyelid distance / eye width
+  (:func:`deidvid.faces.iris.eye_openness`; FaceMesh alone under-reports blinks).
+
 Per signal and face track: Pearson r of the two videos' series and their mean absolute
 difference (``mad``, in the signal's unit). r is None (JSON null) where it is undefined:
 fewer than 3 frames, or a series that does not vary (a still face; even a video compared
@@ -45,6 +52,7 @@ import numpy as np
 EXPRESSION_SIGNALS: tuple[str, ...] = ("mouth_open", "eye_left", "eye_right", "brow_raise")
 POSE_SIGNALS: tuple[str, ...] = ("yaw", "pitch", "roll")
 SIGNALS: tuple[str, ...] = EXPRESSION_SIGNALS + POSE_SIGNALS
+MESH_SIGNALS: tuple[str, ...] = ("mesh_mouth_open", "mesh_eye_right", "mesh_eye_left")
 
 # Generic 3D face (arbitrary units), camera axes; dlib indices of the 2D points.
 POSE_LANDMARKS = (30, 8, 36, 45, 48, 54)
@@ -145,43 +153,79 @@ def compare_signal(original: np.ndarray, deidentified: np.ndarray) -> SignalComp
     return {"r": r, "mad": mad, "frames": n}
 
 
+class MeshSignals:
+    """:data:`MESH_SIGNALS` of one face: FaceMesh in the crop of the original's 68
+    landmarks, Iris on the mesh's eyes. ``device``: where the two networks run."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        from deidvid.faces.iris import IrisModel
+        from deidvid.faces.mesh import FaceMesh
+
+        self.mesh = FaceMesh(device)
+        self.iris = IrisModel(device)
+
+    def __call__(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """``(3,)`` for ``rgb (H, W, 3)`` uint8 and the original's ``landmarks (68, 2)``."""
+        from deidvid.faces.iris import eye_openness
+        from deidvid.faces.mesh import mouth_opening
+
+        points = self.mesh(rgb, landmarks).points
+        eyes = eye_openness(self.iris(rgb, points).contours)  # eye 0: the image's left, the subject's right
+        return np.array([mouth_opening(points), eyes[0], eyes[1]])
+
+
 class ExpressionTraces:
-    """Per face track, :data:`SIGNALS` of both videos at the frames fed.
+    """Per face track, :data:`SIGNALS` (and :data:`MESH_SIGNALS` with ``mesh``) of both
+    videos at the frames fed.
 
     Args:
         lengths: frames of each track, by track ID.
         landmarker: ``(grey (H, W) uint8, box (4,) xyxy) -> (68, 2)``; default the
             project's dlib predictor.
+        mesh: ``(rgb, landmarks68) -> (3,)`` mesh signals (:class:`MeshSignals`), or None.
     """
 
-    def __init__(self, lengths: Mapping[int, int], landmarker=None) -> None:
+    def __init__(self, lengths: Mapping[int, int], landmarker=None, mesh=None) -> None:
         if landmarker is None:
             from deidvid.faces.landmarks import LandmarkPredictor
 
             landmarker = LandmarkPredictor()
         self.landmarker = landmarker
-        # track -> (2, L, 7): [0] original, [1] de-identified; NaN = not sampled
-        self.values = {track_id: np.full((2, length, len(SIGNALS)), np.nan) for track_id, length in lengths.items()}
+        self.mesh = mesh
+        self.signals = SIGNALS + (MESH_SIGNALS if mesh is not None else ())
+        # track -> (2, L, signals): [0] original, [1] de-identified; NaN = not sampled
+        self.values = {track_id: np.full((2, length, len(self.signals)), np.nan) for track_id, length in lengths.items()}
 
-    def add(self, track_id: int, offset: int, grey_original: np.ndarray, grey_deid: np.ndarray, landmarks: np.ndarray) -> None:
+    def add(
+        self,
+        track_id: int,
+        offset: int,
+        grey_original: np.ndarray,
+        grey_deid: np.ndarray,
+        landmarks: np.ndarray,
+        rgb: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         """Frame ``offset`` of a track: both videos' ``(H, W)`` uint8 grey frames
-        (:func:`deidvid.faces.landmarks.to_grey`), the original track's ``(68, 2)`` landmarks there."""
+        (:func:`deidvid.faces.landmarks.to_grey`), the original track's ``(68, 2)`` landmarks
+        there, and (for the mesh signals) both ``(H, W, 3)`` uint8 RGB frames."""
         from deidvid.faces.landmarks import dlib_box_from_landmarks
 
         box = dlib_box_from_landmarks(landmarks)
         for video, grey in enumerate((grey_original, grey_deid)):
             found = self.landmarker(grey, box)
-            self.values[track_id][video, offset] = frame_signals(found, grey.shape)
+            self.values[track_id][video, offset, : len(SIGNALS)] = frame_signals(found, grey.shape)
+            if self.mesh is not None and rgb is not None:
+                self.values[track_id][video, offset, len(SIGNALS) :] = self.mesh(rgb[video], landmarks)
 
     def series(self, track_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(L, 7)`` original and de-identified signals (NaN at frames not sampled)."""
+        """``(L, signals)`` original and de-identified signals (NaN at frames not sampled)."""
         values = self.values[track_id]
         return values[0], values[1]
 
     def scores(self, track_id: int) -> dict[str, SignalComparison]:
         """``{signal: SignalComparison}`` of one track over its sampled frames."""
         original, deid = self.series(track_id)
-        return {name: compare_signal(original[:, k], deid[:, k]) for k, name in enumerate(SIGNALS)}
+        return {name: compare_signal(original[:, k], deid[:, k]) for k, name in enumerate(self.signals)}
 
 
 def min_defined_r(expression: Mapping[str, SignalComparison] | None) -> float | None:

@@ -25,6 +25,7 @@ MIN_MESH_SCORE = 0.5
 MIN_FACE_PX = 40  # smaller faces are covered by the fallback (too few pixels for a mesh)
 MAX_YAW_DEG = 55.0  # beyond this the far half of the face is unseen: covered by the fallback
 MESH_SIGMA_FRAMES = 1.0
+POSE_SIGMA_FRAMES = 2.0  # the whole head's sub-pixel jitter is what flickers most; blinks live in the shape
 LIGHTING_SIGMA_S = 0.5
 LIGHTING_UV_SIZE = 64
 IDENTITY_SAMPLES = 6
@@ -145,6 +146,21 @@ def _gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(values, sigma, axis=0, mode="nearest")
 
 
+def smooth_poses(poses: list[Pose], sigma: float) -> list[Pose]:
+    """Gaussian smoothing of a pose sequence in time: rotations averaged as matrices and
+    projected back onto rotations (SVD), scales and translations smoothed directly."""
+    if sigma <= 0 or len(poses) < 2:
+        return poses
+    rotations = _gaussian_smooth(np.stack([p.rotation for p in poses]), sigma)
+    scales = _gaussian_smooth(np.array([p.scale for p in poses]), sigma)
+    translations = _gaussian_smooth(np.stack([p.translation for p in poses]), sigma)
+    u, _, vt = np.linalg.svd(rotations)
+    fix = np.ones((len(poses), 3))
+    fix[:, 2] = np.sign(np.linalg.det(u @ vt))
+    rotations = (u * fix[:, None, :]) @ vt
+    return [Pose(r, float(s), t) for r, s, t in zip(rotations, scales, translations)]
+
+
 def _fill_gaps(frames: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Linear interpolation of ``values (K, ...)`` known at ``known (K,)`` onto ``frames (T,)``."""
     flat = values.reshape(len(values), -1)
@@ -173,6 +189,7 @@ def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.
         light = np.zeros((len(frames), 3, 3))
         light[:, :, 0] = np.log(0.5)
     poses, shapes = zip(*(split_pose(p, reference, weights) for p in points))
+    poses = smooth_poses(list(poses), POSE_SIGMA_FRAMES)
     shapes = np.stack(shapes)
     near = np.array([abs(p.angles_deg()[0]) <= MAX_YAW_DEG for p in poses])
     wide = np.ptp(points[:, :, 0], axis=1) >= MIN_FACE_PX

@@ -27,8 +27,6 @@ RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 
 LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)  # image right
 RIGHT_BROW = (46, 53, 52, 65, 55, 107, 66, 105, 63, 70)
 LEFT_BROW = (276, 283, 282, 295, 285, 336, 296, 334, 293, 300)
-MOUTH_GAP = (13, 14)  # inner upper / lower lip on the midline
-FACE_WIDTH = (234, 454)  # cheek to cheek at the eyes' height
 
 
 @dataclass(frozen=True)
@@ -102,10 +100,3 @@ def uv_space(size: int = TEXTURE_SIZE) -> UVSpace:
         mouth=np.isin(ids, np.flatnonzero(inner_mouth)),
         eyeballs=eyeballs,
     )
-
-
-def mouth_opening(points: np.ndarray) -> float:
-    """Inner-lip gap / face width of a mesh ``(468, 2+)`` (0 closed, ~0.1+ wide open)."""
-    p = np.asarray(points, np.float64)
-    gap = np.linalg.norm(p[MOUTH_GAP[0], :2] - p[MOUTH_GAP[1], :2])
-    return float(gap / max(np.linalg.norm(p[FACE_WIDTH[0], :2] - p[FACE_WIDTH[1], :2]), 1e-9))

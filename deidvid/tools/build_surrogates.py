@@ -36,7 +36,8 @@ import numpy as np
 from deidvid.surrogate import raster
 from deidvid.surrogate.bank import MIN_PEOPLE, individual_typology_angle, skin_tone_lab
 from deidvid.surrogate.shape import Pose, split_pose
-from deidvid.surrogate.uvspace import uv_space, mouth_opening
+from deidvid.faces.mesh import mouth_opening
+from deidvid.surrogate.uvspace import uv_space
 
 MAX_YAW_DEG = 12.0
 MAX_PITCH_OFFSET_DEG = 12.0

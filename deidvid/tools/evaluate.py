@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from deidvid.measure.expression import min_defined_r
+from deidvid.measure.expression import MESH_SIGNALS, min_defined_r
 from deidvid.recognise import ALL_RECOGNISERS
 
 RECOGNISER_COLUMNS = {"faceapi_resnet": "A", "mobilefacenet": "B", "mobileface": "C"}
@@ -108,9 +108,13 @@ def summary_row(report: dict[str, Any], method: str, video: str) -> dict[str, An
     haar = (detection.get("haar_rate") or {}).get("deidentified")
     if haar is not None:
         row["haar_detected"] = haar
-    expression = min_defined_r(face.get("expression"))
+    signals = face.get("expression") or {}
+    expression = min_defined_r({k: v for k, v in signals.items() if k not in MESH_SIGNALS})
     if expression is not None:
         row["expression_r"] = expression
+    mesh = min_defined_r({k: v for k, v in signals.items() if k in MESH_SIGNALS})
+    if mesh is not None:
+        row["mesh_expression_r"] = mesh
     flicker = (face.get("temporal") or {}).get("flicker_ratio")
     if flicker is not None:
         row["flicker_ratio"] = flicker
@@ -136,6 +140,7 @@ COLUMNS = (
     ("chrom_dhr_whole_bpm", "CHROM dHR whole"), ("chrom_pearson_10s", "CHROM r 10 s"),
     ("physnet_dhr_whole_bpm", "PhysNet dHR whole"), ("physnet_found", "PhysNet finds pulse"),
     ("face_psnr_db", "face PSNR dB"), ("face_ssim", "face SSIM"), ("detected", "detected"),
+    ("haar_detected", "Haar detected"), ("expression_r", "dlib expression r (min)"), ("mesh_expression_r", "mesh mouth/eyes r (min)"), ("flicker_ratio", "flicker ratio"),
 )  # fmt: skip
 
 
@@ -159,9 +164,17 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def first_seconds(src: Path, dst: Path, seconds: float) -> Path:
-    """Copy the packets of ``src``'s first ``seconds`` (video and audio) into ``dst`` without re-encoding."""
+    """Copy the packets of ``src``'s first ``seconds`` (video and audio) into ``dst`` without re-encoding.
+
+    A video no longer than ``seconds`` is used as it is (a packet copy would change its
+    container, and with it the frame rate its timestamps give).
+    """
     import av
 
+    from deidvid.io.decode import probe
+
+    if (probe(src).duration_s or float("inf")) <= seconds:
+        return src
     if dst.exists():
         return dst
     tmp = dst.with_name(f".{dst.name}.part")

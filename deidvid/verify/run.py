@@ -143,7 +143,11 @@ class FrameMeasures:
         self.toolbox = ToolboxTraces() if options.toolbox else None
         self.haar = HaarRate(DETECTION_MIN_IOU) if options.toolbox else None
         self.change = FrameChange() if options.temporal else None
-        self.expression = ExpressionTraces(lengths, landmarker) if options.expression else None
+        self.expression = None
+        if options.expression:
+            from deidvid.measure.expression import MeshSignals
+
+            self.expression = ExpressionTraces(lengths, landmarker, MeshSignals(options.device))
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # frame pair before this one
         self._previous_faces: dict[int, np.ndarray] = {}
         self._previous_index = -2
@@ -190,7 +194,7 @@ class FrameMeasures:
                         from deidvid.faces.landmarks import to_grey
 
                         greys = to_grey(original), to_grey(deidentified)
-                    self.expression.add(track.track_id, offset, *greys, landmarks)
+                    self.expression.add(track.track_id, offset, *greys, landmarks, (original, deidentified))
         if here and index % opts.detect_stride == 0:
             with timer("detect"):
                 self.detections.add(original, deidentified, here)

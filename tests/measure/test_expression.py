@@ -150,3 +150,28 @@ def test_traces_with_the_project_model_on_identical_frames(astronaut, astronaut_
     np.testing.assert_array_equal(original, deid)
     assert np.isnan(original[2]).all()
     assert all(s["mad"] == 0.0 and s["frames"] == 2 for s in traces.scores(0).values())
+
+
+def test_mesh_signals_on_identical_frames_and_a_closed_eye(astronaut, astronaut_landmarks):
+    from deidvid.faces.landmarks import to_grey
+    from deidvid.measure.expression import MESH_SIGNALS, MeshSignals
+
+    mesh = MeshSignals()
+    traces = ExpressionTraces({0: 2}, mesh=mesh)
+    grey = to_grey(astronaut)
+    # The subject's right eye (image left) painted over with skin: Iris must see it shut.
+    shut = astronaut.copy()
+    eye = astronaut_landmarks[36:42]
+    x0, y0 = np.floor(eye.min(axis=0)).astype(int) - 3
+    x1, y1 = np.ceil(eye.max(axis=0)).astype(int) + 3
+    shut[y0:y1, x0:x1] = astronaut[y1 + 4 : y1 + 4 + (y1 - y0), x0:x1]  # cheek skin from below the eye
+    traces.add(0, 0, grey, grey.copy(), astronaut_landmarks, (astronaut, astronaut.copy()))
+    traces.add(0, 1, grey, to_grey(shut), astronaut_landmarks, (astronaut, shut))
+    original, deid = traces.series(0)
+    k = {name: len(SIGNALS) + i for i, name in enumerate(MESH_SIGNALS)}
+    np.testing.assert_array_equal(original[0], deid[0])
+    assert 0.0 <= original[0, k["mesh_mouth_open"]] < 0.15  # the astronaut smiles, lips slightly apart
+    assert 0.2 < original[0, k["mesh_eye_right"]] < 0.6 and 0.2 < original[0, k["mesh_eye_left"]] < 0.6
+    assert deid[1, k["mesh_eye_right"]] < 0.6 * original[1, k["mesh_eye_right"]]
+    assert abs(deid[1, k["mesh_eye_left"]] - original[1, k["mesh_eye_left"]]) < 0.1
+    assert set(traces.scores(0)) == set(SIGNALS) | set(MESH_SIGNALS)

@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 from deidvid.faces.canonical_mesh import load_canonical_mesh
 from deidvid.surrogate.meshtrack import MIN_FACE_PX, Observation, _mesh_track
 from deidvid.surrogate.shape import Pose
-from deidvid.surrogate.uvspace import MOUTH_GAP
+from deidvid.faces.mesh import MOUTH_GAP
 
 FPS = 30.0
 
@@ -57,3 +57,21 @@ def test_small_faces_and_long_gaps_are_not_valid():
 
 def test_a_turned_away_face_is_not_valid():
     assert not _mesh_track(0, 10, _observations(10, yaw_deg=80.0), np.arange(10) / FPS).valid.any()
+
+
+def test_pose_smoothing_keeps_rotations_and_removes_jitter():
+    from deidvid.surrogate.meshtrack import smooth_poses
+
+    rng = np.random.default_rng(0)
+    poses = [
+        Pose(Rotation.from_euler("y", 10 + rng.normal(scale=1.0), degrees=True).as_matrix(), 12.0 + rng.normal(scale=0.1),
+             np.array([100.0 + rng.normal(), 50.0, 0.0]))
+        for _ in range(60)
+    ]
+    smoothed = smooth_poses(poses, 2.0)
+    for p in smoothed:
+        np.testing.assert_allclose(p.rotation @ p.rotation.T, np.eye(3), atol=1e-9)
+        assert np.linalg.det(p.rotation) > 0
+    jitter = lambda ps: np.std(np.diff([p.translation[0] for p in ps]))  # noqa: E731
+    assert jitter(smoothed) < 0.3 * jitter(poses)
+    assert abs(np.mean([p.angles_deg()[0] for p in smoothed]) - 10.0) < 0.5
