@@ -42,7 +42,6 @@ class UVSpace:
         skin: ``(size, size)`` bool: cheeks, forehead, nose, chin; no eyes, brows, lips or outline.
         inner_mouth: ``(F,)`` bool triangles inside the inner lip ring.
         mouth: ``(size, size)`` bool texels of those triangles.
-        eyeballs: ``(F,)`` bool triangles inside the eyelid rings.
     """
 
     size: int
@@ -53,7 +52,6 @@ class UVSpace:
     skin: np.ndarray
     inner_mouth: np.ndarray
     mouth: np.ndarray
-    eyeballs: np.ndarray
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
         """Texel centres ``(u, v)`` in [0, 1], each ``(size, size)``."""
@@ -87,7 +85,6 @@ def uv_space(size: int = TEXTURE_SIZE) -> UVSpace:
     for ring in (OUTER_LIPS, RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW):
         features |= _fill(points, ring, size)
     grown = cv2.dilate(features.astype(np.uint8), np.ones((size // 24,) * 2, np.uint8)) > 0
-    eyeballs = _inside_ring(triangles, RIGHT_EYE) | _inside_ring(triangles, LEFT_EYE)
     inner_mouth = _inside_ring(triangles, INNER_LIPS)
     return UVSpace(
         size=size,
@@ -98,5 +95,4 @@ def uv_space(size: int = TEXTURE_SIZE) -> UVSpace:
         skin=face & ~grown & (ids >= 0),
         inner_mouth=inner_mouth,
         mouth=np.isin(ids, np.flatnonzero(inner_mouth)),
-        eyeballs=eyeballs,
     )

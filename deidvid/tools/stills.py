@@ -1,8 +1,9 @@
 """Side-by-side stills of an original and its de-identified video (README figures).
 
-    python -m deidvid.tools.stills ORIGINAL DEIDENTIFIED OUT.png [--frames 0 150] [--height 240]
+    python -m deidvid.tools.stills ORIGINAL DEIDENTIFIED OUT.png [--frames 0 150] [--height 240] [--box X Y W H]
 
-Each row is one frame: original | de-identified, scaled to ``--height`` pixels.
+Frames side by side, each a pair: original | de-identified (the ``--box`` region of each, default the
+whole frame), scaled to ``--height`` pixels.
 """
 
 from __future__ import annotations
@@ -44,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--frames", type=int, nargs="+", default=[0, 150])
     p.add_argument("--height", type=int, default=240)
+    p.add_argument("--box", type=int, nargs=4, metavar=("X", "Y", "W", "H"), default=None)
     args = p.parse_args(argv)
     a, b = frames_at(args.original, args.frames), frames_at(args.deidentified, args.frames)
+    if args.box is not None:
+        x, y, w, h = args.box
+        a = {i: f[y : y + h, x : x + w] for i, f in a.items()}
+        b = {i: f[y : y + h, x : x + w] for i, f in b.items()}
     rows = [side_by_side(a[i], b[i], args.height) for i in args.frames if i in a and i in b]
     if not rows:
         p.error("none of --frames is in both videos")
-    image = np.vstack([np.vstack([r, np.full((4, r.shape[1], 3), 255, np.uint8)]) for r in rows])[:-4]
+    image = np.hstack([np.hstack([r, np.full((r.shape[0], 8, 3), 255, np.uint8)]) for r in rows])[:, :-8]
     _, png = cv2.imencode(".png", image[:, :, ::-1])
     temp = TempFile(args.out)
     try:

@@ -75,3 +75,18 @@ def test_a_face_without_a_mesh_is_covered_and_reported(source, tmp_path, monkeyp
         return cv2.Laplacian(cv2.cvtColor(img[FACE], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
 
     assert all(detail(o) < 0.2 * detail(i) for o, i in zip(out[::6], original[::6]))
+
+
+def test_two_faces_get_a_surrogate_each(tmp_path, monkeypatch):
+    src = make_face_video(tmp_path / "two.mp4", n_frames=24, audio=False, faces=2, size=(480, 240))
+    method = build_method("surrogate")
+    report, out = _run(src, tmp_path / "out.mp4", monkeypatch, method=method, identity_check=False)
+    assert report.faces == 2 and not report.warnings
+    assert set(method.chosen) == {t.id for t in report.tracks}
+    original = _frames(src)
+    for track in report.tracks:  # each face changed where its track is
+        from deidvid.faces.track import landmark_box
+
+        x0, y0, x1, y1 = np.round(landmark_box(method.tracks[track.id].at(12))).astype(int)
+        inner = (slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4), slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4))
+        assert np.abs(out[12][inner].astype(float) - original[12][inner]).mean() > 8.0

@@ -107,7 +107,10 @@ def test_same_video_on_the_new_measures(self_report):
         assert toolbox[method]["abs_diff"] == 0.0 and toolbox[method]["detected"] is True
         assert 40 <= toolbox[method]["hr_orig"] <= 180
     assert face["detection"]["haar_rate"] == {"original": 1.0, "deidentified": 1.0}
-    assert set(face["expression"]) == {"mouth_open", "eye_left", "eye_right", "brow_raise", "yaw", "pitch", "roll"}
+    assert set(face["expression"]) == {
+        "mouth_open", "eye_left", "eye_right", "brow_raise", "yaw", "pitch", "roll",
+        "mesh_mouth_open", "mesh_eye_right", "mesh_eye_left",
+    }
     for signal, values in face["expression"].items():
         assert values["mad"] == 0.0 and values["frames"] == N_FRAMES // FAST.expression_stride, signal
         assert values["r"] is None or values["r"] == pytest.approx(1.0), signal
