@@ -210,3 +210,12 @@ def test_incompatible_videos_are_refused():
                             ({"fps": 25.0}, "frame rates differ")]:
         with pytest.raises(BadInputError, match=message):
             check_compatible(info, SimpleNamespace(**{**vars(info), **change}))
+
+
+def test_a_short_clip_may_end_on_another_last_frame_duration():
+    # A 3 s, 75-frame clip packet-copied into .mp4 lost its last frame's duration (1875/74 fps);
+    # written again it has one (25.005 fps): the same 75 frames, 1.3 % apart on average.
+    original = SimpleNamespace(width=360, height=288, frame_count=75, fps=1875 / 74)
+    check_compatible(original, SimpleNamespace(**{**vars(original), "fps": 140625 / 5624}))
+    with pytest.raises(BadInputError, match="frame rates differ"):  # 2 frames longer (2.96 + 0.08 s): not a last frame
+        check_compatible(original, SimpleNamespace(**{**vars(original), "fps": 75 / 3.04}))
