@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deidvid.faces.landmarks import LandmarkPredictor, dlib_box_from_detection, to_grey
+from deidvid.faces.landmarks import LandmarkPredictor, to_grey
+from deidvid.faces.roll import detect_any_roll
 from deidvid.faces.track import FaceTrack, FaceTracker
 from deidvid.io.decode import VideoInfo
 from deidvid.timing import StageTimer, timed_frames
@@ -37,6 +38,9 @@ class FaceFinding:
     # Lower than RetinaFace's usual 0.6: a missed face leaks, a false one costs a blurred patch.
     score_threshold: float = 0.5
     max_gap: int = 15
+    # Also detect in the frame turned by 90, 180 and 270 degrees (deidvid.faces.roll): a face
+    # rolled past ~40 degrees is otherwise missed and left sharp. Costs 4 detector passes.
+    any_roll: bool = True
 
     def detector(self, device: str = "cpu") -> FaceDetector:
         """The face detector these settings describe."""
@@ -93,11 +97,11 @@ def find_faces(
             grey = to_grey(frame.rgb)
         if frame.index % finding.detect_every == 0:
             with timer("detect"):
-                faces_found = detector(frame.rgb)
+                faces_found = detect_any_roll(detector, frame.rgb) if finding.any_roll else detector(frame.rgb)
             detection_frames += 1
             detections += len(faces_found)
             with timer("landmarks"):
-                faces = [landmarker(grey, dlib_box_from_detection(d)) for d in faces_found]
+                faces = [landmarker.fit(grey, d) for d in faces_found]
                 ids = tracker.update(frame.index, faces)
             for track_id, lm in zip(ids, faces):
                 with timer("observe"):

@@ -8,6 +8,8 @@ above the landmark centre (median over 199 LFW faces, see ``DLIB_BOX_*``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -76,13 +78,34 @@ class LandmarkPredictor:
         shape = self._predictor(grey, self._dlib.rectangle(x0, y0, x1, y1))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
+    def fit(self, grey: np.ndarray, det: Detection) -> np.ndarray:
+        """Landmarks ``(68, 2)`` of a detected face at any roll: a face rolled past
+        :data:`deidvid.faces.roll.ROLL_LIMIT_DEG` (judged by its eye points) is fitted in
+        its upright view and mapped back."""
+        from deidvid.faces.roll import eye_roll, is_rolled, upright_view
+
+        roll = eye_roll(det.points[0], det.points[1])
+        if not is_rolled(roll):
+            return self(grey, dlib_box_from_detection(det))
+        view = upright_view(det.box.reshape(2, 2), roll)
+        upright = replace(det, points=view.to_patch(det.points))
+        return view.to_frame(self(view.warp(grey), dlib_box_from_detection(upright)))
+
     def follow(self, grey: np.ndarray, previous: np.ndarray) -> np.ndarray | None:
-        """Landmarks in this frame for a face whose landmarks were ``previous (68, 2)``.
+        """Landmarks in this frame for a face whose landmarks were ``previous (68, 2)``
+        (at any roll, as :meth:`fit`).
 
         Returns None when the fit is implausible for a face that moved one frame
         (size or position jumped), i.e. the face was probably lost.
         """
-        found = self(grey, dlib_box_from_landmarks(previous))
+        from deidvid.faces.roll import eye_roll, is_rolled, upright_view
+
+        roll = eye_roll(previous[36:42].mean(axis=0), previous[42:48].mean(axis=0))
+        if is_rolled(roll):
+            view = upright_view(previous, roll)
+            found = view.to_frame(self(view.warp(grey), dlib_box_from_landmarks(view.to_patch(previous))))
+        else:
+            found = self(grey, dlib_box_from_landmarks(previous))
         old_lo, old_hi = previous.min(axis=0), previous.max(axis=0)
         new_lo, new_hi = found.min(axis=0), found.max(axis=0)
         old_side = float(max(old_hi - old_lo))
