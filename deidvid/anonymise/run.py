@@ -25,7 +25,7 @@ from deidvid.anonymise.report import TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox
 from deidvid.io.decode import Frame, VideoInfo, probe
-from deidvid.io.encode import VideoWriter
+from deidvid.io.encode import VideoWriter, format_notes
 from deidvid.measure.identity_check import IdentityCheck
 from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
@@ -165,9 +165,15 @@ def anonymise_video(
     face_frames = set()
     for t in analysis.tracks:
         face_frames.update(range(t.start, t.end))
-    warnings = []
+    warnings = format_notes(info)
+    if info.video_streams > 1:
+        warnings.append(
+            f"the input has {info.video_streams} video streams: only stream #{info.stream_index} was searched for "
+            "faces, anonymised and written; the others were left out of the output"
+        )
     if not analysis.tracks:
-        warnings.append("no face found: the output is the input re-encoded")
+        where = f" in video stream #{info.stream_index}" if info.video_streams > 1 else ""
+        warnings.append(f"no face found{where}: the output is the input re-encoded")
     if lost_all:
         action = "covered by blur" if opts.fallback == "blur" else "LEFT UNTOUCHED (--fallback none)"
         warnings.append(f"{len(lost_all)} frame(s) had a lost face {action}")

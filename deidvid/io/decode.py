@@ -69,6 +69,7 @@ class VideoInfo:
     declared_duration_s: float | None = None  # the container's own figure for the video stream
     frame_count_indexed: bool = False  # frame_count read from a sample index, not by demuxing
     pix_fmt: str = "yuv420p"
+    video_streams: int = 1  # moving-picture video streams in the file (cover art not counted); one is read
     colorspace: int = 2  # AVColorSpace (2 = unspecified)
     color_range: int = 0  # AVColorRange (0 = unspecified, 1 = limited, 2 = full)
     color_primaries: int = 2  # AVColorPrimaries (2 = unspecified)
@@ -251,6 +252,9 @@ def probe(path: str | Path) -> VideoInfo:
         if rotation % 180:
             width, height = height, width
         audio = [s for s in container.streams.audio]
+        from av.stream import Disposition
+
+        moving = [s for s in container.streams.video if not (s.disposition & Disposition.attached_pic)]
         return VideoInfo(
             path=path,
             width=width,
@@ -268,6 +272,7 @@ def probe(path: str | Path) -> VideoInfo:
             declared_duration_s=declared,
             frame_count_indexed=indexed,
             pix_fmt=first.format.name,
+            video_streams=max(len(moving), 1),
             colorspace=int(first.colorspace),
             color_range=int(first.color_range),
             color_primaries=int(first.color_primaries),
