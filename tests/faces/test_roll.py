@@ -95,3 +95,10 @@ def test_a_rolled_face_is_covered_in_every_frame(upright, tmp_path, turns):
             return cv2.Laplacian(g, cv2.CV_64F).var()
 
         assert detail(out) < 0.3 * detail(orig), f"frame {i}: the inner face kept its detail"
+
+
+def test_a_rolled_face_gets_a_surrogate_not_the_cover(upright, tmp_path):
+    rolled = _rolled_video(upright, tmp_path / "rolled.mp4", 1)
+    report = anonymise_video(rolled, tmp_path / "out.mp4", AnonymiseOptions(method="surrogate", keep_pulse=False))
+    assert report.faces == 1 and not report.warnings  # meshed in every frame: no blur cover needed
+    assert all(scores["match_rate"] == 0.0 for scores in report.identity_check.values())
