@@ -13,6 +13,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from deidvid.faces.roll import eye_roll, is_rolled, upright_view
 from deidvid.faces.types import Detection
 from deidvid.weights import package_file
 
@@ -82,8 +83,6 @@ class LandmarkPredictor:
         """Landmarks ``(68, 2)`` of a detected face at any roll: a face rolled past
         :data:`deidvid.faces.roll.ROLL_LIMIT_DEG` (judged by its eye points) is fitted in
         its upright view and mapped back."""
-        from deidvid.faces.roll import eye_roll, is_rolled, upright_view
-
         roll = eye_roll(det.points[0], det.points[1])
         if not is_rolled(roll):
             return self(grey, dlib_box_from_detection(det))
@@ -98,8 +97,6 @@ class LandmarkPredictor:
         Returns None when the fit is implausible for a face that moved one frame
         (size or position jumped), i.e. the face was probably lost.
         """
-        from deidvid.faces.roll import eye_roll, is_rolled, upright_view
-
         roll = eye_roll(previous[36:42].mean(axis=0), previous[42:48].mean(axis=0))
         if is_rolled(roll):
             view = upright_view(previous, roll)

@@ -121,7 +121,7 @@ def output_pix_fmt(input_pix_fmt: str, width: int, height: int) -> str:
     return "yuv422p" if chroma == "422" else "yuv420p"
 
 
-def format_notes(info) -> list[str]:
+def format_notes(info: VideoInfo) -> list[str]:
     """What the output cannot keep of the input's pixel format, one line each (report warnings)."""
     depth = bit_depth(info.pix_fmt)
     if depth > 8:

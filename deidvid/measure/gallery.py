@@ -106,16 +106,9 @@ def largest_face_landmarks(detector: Any, landmarker: Any) -> FindLandmarks:
 
 def embed_image(recognisers: Mapping[str, Recogniser], image: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
     """``(D,)`` embedding of one ``(H, W, 3)`` uint8 face at ``(68, 2)`` landmarks, per recogniser."""
-    import torch
+    from deidvid.measure.identity import embed_faces
 
-    out = {}
-    with torch.inference_mode():
-        for name, recogniser in recognisers.items():
-            device = next(recogniser.parameters()).device
-            tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(device) / 255.0
-            points = torch.from_numpy(landmarks[None].astype(np.float32)).to(device)
-            out[name] = recogniser.embed(tensor, points)[0].cpu().numpy()
-    return out
+    return {name: e[0] for name, e in embed_faces(recognisers, image[None], landmarks[None]).items()}
 
 
 def gallery_templates(

@@ -67,6 +67,19 @@ def landmark_batch(landmarks: np.ndarray, device: str | torch.device = "cpu") ->
     return torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32)).to(device)
 
 
+def embed_faces(
+    recognisers: Mapping[str, Recogniser], images: np.ndarray, landmarks: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per recogniser, ``(B, D)`` embeddings of ``images (B, H, W, 3)`` uint8 RGB faces at
+    ``landmarks (B, 68, 2)``, on the recogniser's own device."""
+    out = {}
+    with torch.inference_mode():
+        for name, recogniser in recognisers.items():
+            device = next(recogniser.parameters()).device
+            out[name] = recogniser.embed(image_batch(images, device), landmark_batch(landmarks, device)).cpu().numpy()
+    return out
+
+
 def pair_distances(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
     """Euclidean distance of each embedding pair: ``(N, D)`` x2 -> ``(N,)`` (their dtype)."""
     if reference.shape != test.shape:

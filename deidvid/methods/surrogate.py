@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from deidvid.faces.geometry import crop_box, cut_crop
+from deidvid.faces.geometry import CropBox, crop_box, cut_crop
 from deidvid.methods.base import CropClip, Method, PasteMode
 from deidvid.surrogate import choose, render
 from deidvid.surrogate.bank import load_bank
 
 if TYPE_CHECKING:
     from deidvid.faces.track import FaceTrack
+    from deidvid.recognise import Recogniser
     from deidvid.surrogate.meshtrack import MeshObserver, MeshTrack
 
 
@@ -53,7 +54,7 @@ class SurrogateFace(Method):
         return self._observer
 
     @cached_property
-    def recognisers(self):
+    def recognisers(self) -> dict[str, Recogniser]:
         from deidvid.recognise import load_recogniser
 
         return {name: load_recogniser(name, self.device) for name in choose.CHOOSING_RECOGNISERS}
@@ -81,24 +82,17 @@ class SurrogateFace(Method):
             landmarks.append(box.to_crop(lm))
             for k in candidates:
                 rendered[k].append(self.draw(k, mesh, f, crop, box))
+        from deidvid.measure.identity import embed_faces
+
+        def embed(images: list[np.ndarray]) -> dict[str, np.ndarray]:
+            return embed_faces(self.recognisers, np.clip(np.stack(images), 0, 255).astype(np.uint8), np.stack(landmarks))
+
         thresholds = {name: rec.threshold for name, rec in self.recognisers.items()}
-        originals = {name: self._embed(name, crops, landmarks) for name in thresholds}
-        scores = {
-            k: choose.identity_ratio(originals, {n: self._embed(n, rendered[k], landmarks) for n in thresholds}, thresholds)
-            for k in candidates
-        }
+        originals = embed(crops)
+        scores = {k: choose.identity_ratio(originals, embed(rendered[k]), thresholds) for k in candidates}
         return choose.pick(scores, self.seed, track_id)
 
-    def _embed(self, name: str, crops: list[np.ndarray], landmarks: list[np.ndarray]) -> np.ndarray:
-        import torch
-
-        from deidvid.measure.identity import image_batch, landmark_batch
-
-        images = image_batch(np.clip(np.stack(crops), 0, 255).astype(np.uint8), self.device)
-        with torch.inference_mode():
-            return self.recognisers[name].embed(images, landmark_batch(np.stack(landmarks), self.device)).cpu().numpy()
-
-    def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box) -> np.ndarray:
+    def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box: CropBox) -> np.ndarray:
         """Surrogate ``index`` in frame ``frame_index`` over ``crop (S, S, 3)`` (0..255) of ``box``."""
         prepared = self.bank[index]
         i = frame_index - mesh.start

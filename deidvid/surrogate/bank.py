@@ -23,14 +23,12 @@ class Surrogate:
     """One surrogate identity.
 
     Attributes:
-        index: position in the bank.
         texture: ``(T, T, 3)`` uint8 RGB in the canonical UV space.
         shape: ``(468, 3)`` float64 neutral shape in canonical centimetres.
         tone: ``(3,)`` CIE L*a*b* mean of the skin texels.
         people: how many different people it averages.
     """
 
-    index: int
     texture: np.ndarray
     shape: np.ndarray
     tone: np.ndarray
@@ -61,6 +59,4 @@ def load_bank() -> tuple[Surrogate, ...]:
     tones, people = tensors["tones"].numpy().astype(np.float64), tensors["people"].numpy()
     if len(textures) == 0 or int(people.min()) < MIN_PEOPLE:
         raise WeightsError(f"the surrogate bank must hold aggregates of >= {MIN_PEOPLE} people each")
-    return tuple(
-        Surrogate(i, textures[i], shapes[i], tones[i], int(people[i])) for i in range(len(textures))
-    )
+    return tuple(Surrogate(textures[i], shapes[i], tones[i], int(people[i])) for i in range(len(textures)))

@@ -71,30 +71,19 @@ class FaceModels:
         from deidvid.faces.detect import FaceDetector
         from deidvid.faces.landmarks import LandmarkPredictor
         from deidvid.faces.mesh import FaceMesh
+        from deidvid.measure.gallery import largest_face_landmarks
         from deidvid.recognise import load_recogniser
 
-        self.detector = FaceDetector()
-        self.landmarker = LandmarkPredictor()
+        self.landmarks = largest_face_landmarks(FaceDetector(), LandmarkPredictor())  # image -> (68, 2) or None
         self.mesh = FaceMesh()
         self.canonical = load_canonical_mesh()
         self.recognisers = {name: load_recogniser(name) for name in RECOGNISERS}
 
-    def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
-        from deidvid.faces.landmarks import dlib_box_from_detection, to_grey
+    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+        """``(D,)`` per recogniser of one face."""
+        from deidvid.measure.gallery import embed_image
 
-        found = self.detector(rgb)
-        if not found:
-            return None
-        best = max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-        return self.landmarker(to_grey(rgb), dlib_box_from_detection(best))
-
-    def embed(self, name: str, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        import torch
-
-        from deidvid.measure.identity import image_batch, landmark_batch
-
-        with torch.inference_mode():
-            return self.recognisers[name].embed(image_batch(rgb[None]), landmark_batch(landmarks[None]))[0].numpy()
+        return embed_image(self.recognisers, rgb, landmarks)
 
 
 def glasses_score(texture: np.ndarray, points: np.ndarray) -> float:
@@ -138,7 +127,7 @@ def measure(path: Path, models: FaceModels) -> FaceSample | None:
         pitch=pitch,
         tone=skin_tone_lab(texture, space.skin & mask),
         glasses=glasses_score(texture, space.points),
-        embeddings={name: models.embed(name, rgb, landmarks) for name in RECOGNISERS},
+        embeddings=models.embed(rgb, landmarks),
     )
 
 
@@ -208,10 +197,11 @@ def surrogate_distances(texture: np.ndarray, shape: np.ndarray, samples: list[Fa
     landmarks = models.landmarks(image)
     if landmarks is None:
         return None
+    embedded = models.embed(image, landmarks)
     out = {}
     for name in RECOGNISERS:
         refs = np.stack([s.embeddings[name] for s in samples])
-        out[name] = np.linalg.norm(refs - models.embed(name, image, landmarks), axis=1) / models.recognisers[name].threshold
+        out[name] = np.linalg.norm(refs - embedded[name], axis=1) / models.recognisers[name].threshold
     return out
 
 

