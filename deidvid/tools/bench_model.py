@@ -1,6 +1,7 @@
 """Inference speed of the model stage: face-frames per second, against blur in the same run.
 
 ``deidvid bench model [--methods blur pixelate ae ae-paper] [--frames 64] [--runs 5] [--device cpu]``
+``--save-crop FILE`` / ``--crop FILE`` keep the input crop for a machine without dlib (a GPU box).
 
 Each method is timed through the anonymiser interface the pipeline calls
 (``Method.run(clips)``), so the
@@ -78,10 +79,15 @@ def time_method(
 
 
 def bench_model(
-    methods: list[str], frames: int = 64, batch: int = 1, runs: int = 5, device: str = "cpu"
+    methods: list[str], frames: int = 64, batch: int = 1, runs: int = 5, device: str = "cpu",
+    crop_file: str | None = None,
 ) -> list[dict[str, Any]]:
     """Time every method (the blur baseline always included) and add ``x_blur`` ratios."""
-    crop, landmarks = astronaut_crop()
+    if crop_file:
+        with np.load(crop_file) as saved:
+            crop, landmarks = saved["crop"], saved["landmarks"]
+    else:
+        crop, landmarks = astronaut_crop()
     ordered = [BASELINE] + [m for m in methods if m != BASELINE]
     results = [time_method(m, crop, landmarks, frames, batch, runs, device) for m in ordered]
     baseline = results[0]["face_frames_per_s"]
@@ -98,10 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--crop", default=None, help="read the input crop from this .npz (see --save-crop)")
+    parser.add_argument("--save-crop", default=None, help="write the astronaut crop here and stop")
     args = parser.parse_args(argv)
+    if args.save_crop:
+        crop, landmarks = astronaut_crop()
+        np.savez(args.save_crop, crop=crop, landmarks=landmarks)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    for result in bench_model(args.methods, args.frames, args.batch, args.runs, args.device):
+    for result in bench_model(args.methods, args.frames, args.batch, args.runs, args.device, args.crop):
         print(json.dumps(result))
     return 0
 

@@ -4,6 +4,8 @@
 ``python -m deidvid.train export --run DIR``     write weights/ae_<arch>.safetensors + manifest
 ``python -m deidvid.train validate --run DIR``   validation metrics of a run's checkpoint
 ``python -m deidvid.train evaluate [--methods ...]``  anonymise + verify on the validation split
+``python -m deidvid.train pack --out FILE``      the training cache as one small file (WebP frames)
+``python -m deidvid.train unpack --pack FILE``   ... and back, on the machine that trains
 """
 
 from __future__ import annotations
@@ -45,6 +47,23 @@ def main(argv: list[str] | None = None) -> int:
 
         entry = export_run(args.run, args.name, note=args.note)
         print(json.dumps({"file": entry["file"], "sha256": entry["sha256"]}))
+        return 0
+    if argv and argv[0] in ("pack", "unpack"):
+        from deidvid.train import pack
+
+        parser = argparse.ArgumentParser(prog=f"python -m deidvid.train {argv[0]}")
+        parser.add_argument("--cache", type=Path, default=Path(TrainConfig.cache_dir))
+        if argv[0] == "pack":
+            parser.add_argument("--out", type=Path, required=True)
+            parser.add_argument("--quality", type=int, default=85, help="WebP quality of the frames")
+            parser.add_argument("--max-stills", type=int, default=0, help="0: all")
+            args = parser.parse_args(argv[1:])
+            counts = pack.pack_cache(args.cache, args.out, args.quality, args.max_stills)
+        else:
+            parser.add_argument("--pack", type=Path, required=True)
+            args = parser.parse_args(argv[1:])
+            counts = pack.unpack_cache(args.pack, args.cache)
+        print(json.dumps(counts))
         return 0
     if argv and argv[0] == "evaluate":
         from deidvid.tools.evaluate import main as evaluate_main

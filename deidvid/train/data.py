@@ -128,9 +128,8 @@ def _cache_name(relative: str) -> str:
 def cache_video_clips(
     data_root: Path, relative_paths: Iterable[str], cache_dir: Path, clip_len: int = 64
 ) -> list[Path]:
-    """Extract and cache (``.npz``) the clips of each video; cached files are reused."""
-    from deidvid.io.decode import probe
-
+    """Extract and cache (``.npz``) the clips of each video; cached files are reused (and
+    need neither the video nor a decoder: a carried cache trains anywhere)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for relative in relative_paths:
@@ -140,6 +139,8 @@ def cache_video_clips(
             if not source.exists():
                 log.warning("video %s is missing; skipped", source)
                 continue
+            from deidvid.io.decode import probe
+
             clips = extract_clips(source, clip_len=clip_len, stride=clip_len)
             if not clips:
                 log.warning("no face clip in %s; skipped", source)
@@ -415,17 +416,28 @@ def synthetic_stills(count: int, rng: np.random.Generator, size: int = CONTEXT_S
     return Stills(images, np.repeat(landmarks[None], count, axis=0), np.array([f"synthetic{i}" for i in range(count)]))
 
 
-def to_tensors(samples: Sequence[ClipSample], device: "str | object" = "cpu"):  # noqa: ANN201
-    """Batch clips: ``frames [B, 3, T, H, W]`` float in [0, 1], ``landmarks [B, T, 68, 2]``,
-    ``skin [B, 1, T, H, W]``, ``fps [B]``."""
+def stack_samples(samples: Sequence[ClipSample]):  # noqa: ANN201
+    """Clips as compact CPU tensors (cheap to pass between processes): ``frames [B, T, H, W, 3]``
+    uint8, ``landmarks [B, T, 68, 2]`` float32, ``skin [B, T, H, W]`` bool, ``fps [B]`` float64."""
     import torch
 
-    frames = torch.from_numpy(np.stack([s.frames for s in samples])).to(device)
-    frames = frames.permute(0, 4, 1, 2, 3).float() / 255.0
-    landmarks = torch.from_numpy(np.stack([s.landmarks for s in samples]).astype(np.float32)).to(device)
-    skin = torch.from_numpy(np.stack([s.skin_masks() for s in samples]))[:, None].to(device)
+    frames = torch.from_numpy(np.stack([s.frames for s in samples]))
+    landmarks = torch.from_numpy(np.stack([s.landmarks for s in samples]).astype(np.float32))
+    skin = torch.from_numpy(np.stack([s.skin_masks() > 0 for s in samples]))
     fps = torch.tensor([s.fps for s in samples], dtype=torch.float64)
     return frames, landmarks, skin, fps
+
+
+def batch_on_device(frames, landmarks, skin, fps, device: "str | object" = "cpu"):  # noqa: ANN001, ANN201
+    """:func:`stack_samples`' tensors as the model takes them: ``frames [B, 3, T, H, W]`` float
+    in [0, 1], ``landmarks [B, T, 68, 2]``, ``skin [B, 1, T, H, W]`` float, ``fps [B]`` (CPU)."""
+    frames = frames.to(device).permute(0, 4, 1, 2, 3).float() / 255.0
+    return frames, landmarks.to(device), skin[:, None].to(device).float(), fps
+
+
+def to_tensors(samples: Sequence[ClipSample], device: "str | object" = "cpu"):  # noqa: ANN201
+    """Batch clips on ``device`` (see :func:`batch_on_device`)."""
+    return batch_on_device(*stack_samples(samples), device=device)
 
 
 def default_data_root() -> Path:

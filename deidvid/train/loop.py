@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from deidvid.measure.identity import IdentityScorer
-from deidvid.model.autoencoder import build_model, count_parameters, model_config
+from deidvid.model.autoencoder import ResidualAE, build_model, count_parameters, model_config
 from deidvid.recognise import DLIB_THRESHOLD, Recogniser
 from deidvid.train import data as D
+from deidvid.train.filters import gaussian_blur2d
 from deidvid.train.losses import (
     IdentityEmbedder,
     closed_set_identity_loss,
@@ -82,9 +83,13 @@ class TrainConfig:
     blur_aug: float = 0.0  # probability of a slight blur (sigma 0.3-0.8 px; what H.264 does) before it
     strength: float = 4.0 / 255.0  # residual arch: RMS of the perturbation
     skin_projection: bool = True  # residual arch: zero-mean perturbation over the skin (ablation: off)
+    channels: str = "32,64,96"  # residual arch: U-Net width per level (1/2, 1/4, 1/8 resolution)
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch CPU threads (0: torch's default)
+    # Data processes: 0 samples in the training process (a resumed run replays exactly);
+    # N > 0 keeps a GPU fed (each worker seeded by seed, step and its index; not replayable).
+    workers: int = 0
     log_every: int = 10
     val_every: int = 250
     ckpt_every: int = 50
@@ -258,10 +263,43 @@ def random_rescale(
 
 def random_blur(frames: torch.Tensor, rng: np.random.Generator, low: float = 0.3, high: float = 0.8) -> torch.Tensor:
     """A slight Gaussian blur of ``[N, C, H, W]`` frames (sigma uniform in [low, high] px)."""
-    from kornia.filters import gaussian_blur2d
-
     sigma = float(rng.uniform(low, high))
-    return gaussian_blur2d(frames, (5, 5), (sigma, sigma), border_type="replicate")
+    return gaussian_blur2d(frames, sigma, 5, padding="replicate")
+
+
+def sample_batch(
+    source: D.TrainingSource, rng: np.random.Generator, cfg: TrainConfig, frames_mode: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training batch on the CPU: :func:`deidvid.train.data.stack_samples`' four tensors
+    and ``id_index [B, K]``, the frames of each clip the identity loss sees.
+
+    A per-frame model (``frames_mode``) gets only those K frames of each clip.
+    """
+    samples, id_index = [], []
+    k = min(cfg.id_frames, cfg.clip_len)
+    for _ in range(cfg.batch):
+        chosen = np.sort(rng.choice(cfg.clip_len, size=k, replace=False))
+        if frames_mode:
+            samples.append(source.sample(rng, cfg.clip_len, pick=chosen))
+            chosen = np.arange(k)
+        else:
+            samples.append(source.sample(rng, cfg.clip_len))
+        id_index.append(chosen)
+    return (*D.stack_samples(samples), torch.as_tensor(np.stack(id_index)))
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless :func:`sample_batch` batches, for ``torch.utils.data.DataLoader`` workers."""
+
+    def __init__(self, source: D.TrainingSource, cfg: TrainConfig, frames_mode: bool, first_step: int) -> None:
+        super().__init__()
+        self.source, self.cfg, self.frames_mode, self.first_step = source, cfg, frames_mode, first_step
+
+    def __iter__(self):  # noqa: ANN204
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.cfg.seed, self.first_step, info.id if info else 0])
+        while True:
+            yield sample_batch(self.source, rng, self.cfg, self.frames_mode)
 
 
 class Trainer:
@@ -273,7 +311,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         model_cfg = (
-            {"strength": cfg.strength, "project_skin_mean": cfg.skin_projection} if cfg.arch == "residual" else None
+            {
+                "strength": cfg.strength,
+                "project_skin_mean": cfg.skin_projection,
+                "channels": [int(c) for c in cfg.channels.split(",")],
+            }
+            if cfg.arch == "residual"
+            else None
         )
         self.model = build_model(cfg.arch, model_cfg).to(self.device)
         self.optimiser = torch.optim.AdamW(
@@ -298,11 +342,32 @@ class Trainer:
             self.model.canonical_landmarks.copy_(torch.as_tensor(self.data.canonical_landmarks, dtype=torch.float32))
         # A per-frame model needs whole clips only for L_rppg, which is ~0 (skipped) when
         # the perturbation is skin-mean free by construction.
-        skin_free = getattr(self.model.config, "project_skin_mean", False)
+        skin_free = isinstance(self.model, ResidualAE) and self.model.config.project_skin_mean
         self.frames_mode = bool(self.model.per_frame and (skin_free or cfg.gamma <= 0))
         self.galleries = self._galleries() if cfg.id_loss == "closed" else {}
         # (recogniser, validation clip) -> (K, D) embeddings of the input frames: fixed, so made once.
         self._val_reference: dict[tuple[str, int], np.ndarray] = {}
+        self._batches = None  # the workers' batch iterator, made on first use
+
+    def _next_batch(self) -> tuple[torch.Tensor, ...]:
+        """The next training batch on the training device (see :func:`sample_batch`)."""
+        cfg = self.cfg
+        if cfg.workers <= 0:
+            batch = sample_batch(self.data.train, self.rng, cfg, self.frames_mode)
+        else:
+            if self._batches is None:
+                loader = torch.utils.data.DataLoader(
+                    BatchStream(self.data.train, cfg, self.frames_mode, self.step),
+                    batch_size=None,
+                    num_workers=cfg.workers,
+                    prefetch_factor=4,  # (torch gives each worker one thread; cv2.setNumThreads
+                    # would hang in a forked worker, so cv2 keeps its own default)
+                    pin_memory=self.device.type == "cuda",
+                )
+                self._batches = iter(loader)
+            batch = next(self._batches)
+        *tensors, id_index = batch
+        return (*D.batch_on_device(*tensors, device=self.device), id_index)
 
     # -- identity -------------------------------------------------------------------
 
@@ -353,22 +418,11 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
-        k = cfg.id_frames
-        samples, id_index = [], []
-        for _ in range(cfg.batch):
-            chosen = np.sort(self.rng.choice(cfg.clip_len, size=min(k, cfg.clip_len), replace=False))
-            if self.frames_mode:
-                sample = self.data.train.sample(self.rng, cfg.clip_len, pick=chosen)
-                chosen = np.arange(len(chosen))
-            else:
-                sample = self.data.train.sample(self.rng, cfg.clip_len)
-            samples.append(sample)
-            id_index.append(chosen)
-        clip, landmarks, skin, fps = D.to_tensors(samples, self.device)
+        clip, landmarks, skin, fps, id_index = self._next_batch()
         self.model.train()
         out = self.model(clip, skin)
         rec = reconstruction_loss(out, clip)
-        idx = torch.as_tensor(np.stack(id_index), device=self.device)  # [B, K]
+        idx = id_index.to(self.device)  # [B, K]
         gather = lambda v: torch.stack([v[b, :, idx[b]] for b in range(v.shape[0])])  # noqa: E731
         out_k, in_k = frames_of(gather(out)), frames_of(gather(clip))
         lm_k = torch.stack([landmarks[b, idx[b]] for b in range(landmarks.shape[0])]).reshape(-1, 68, 2)

@@ -1,7 +1,7 @@
 """Training losses: L = alpha L_rec + beta L_id + gamma L_rppg.
 
 * :func:`reconstruction_loss`: ``0.5 (1 - SSIM) + 0.5 MSE`` per frame (SSIM 11x11
-  Gaussian, sigma 1.5, K = (0.01, 0.03), kornia).
+  Gaussian, sigma 1.5, K = (0.01, 0.03); the valid region, as the original SSIM code).
 * :func:`open_set_identity_loss`: hinge that pushes recogniser A's embedding of the
   output at least ``threshold + margin`` (Euclidean) from the input's; works for people
   never seen in training.
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deidvid.recognise import DLIB_THRESHOLD
+from deidvid.train.filters import gaussian_blur2d
 from deidvid.recognise.align import extract_dlib_chip
 from deidvid.rppg.torch_methods import (
     chrom_torch,
@@ -30,6 +31,7 @@ from deidvid.rppg.torch_methods import (
 )
 
 SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
 
 
 def frames_of(clip: Tensor) -> Tensor:
@@ -40,9 +42,17 @@ def frames_of(clip: Tensor) -> Tensor:
 
 def ssim(x: Tensor, y: Tensor) -> Tensor:
     """Mean SSIM per image, ``[N, C, H, W]`` x2 in [0, 1] -> ``[N]`` (valid region)."""
-    from kornia.metrics import ssim as ssim_map
+    c1, c2 = 0.01**2, 0.03**2
 
-    return ssim_map(x, y, SSIM_WINDOW, max_val=1.0, padding="valid").mean(dim=(1, 2, 3))
+    def local_mean(v: Tensor) -> Tensor:
+        return gaussian_blur2d(v, SSIM_SIGMA, SSIM_WINDOW, padding="valid")
+
+    mu_x, mu_y = local_mean(x), local_mean(y)
+    var_x = local_mean(x * x) - mu_x**2
+    var_y = local_mean(y * y) - mu_y**2
+    cov = local_mean(x * y) - mu_x * mu_y
+    index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return index.mean(dim=(1, 2, 3))
 
 
 def reconstruction_loss(output: Tensor, target: Tensor) -> Tensor:

@@ -317,3 +317,38 @@ def test_validation_counts_matches_at_the_recognisers_threshold(tmp_path):
     video = trainer.validate()["videos"]["synthetic"]
     assert video["match_rate_a"] == 1.0
     assert 0.0 <= video["distance_a"] < 0.1 * load_recogniser("A").threshold  # only uint8 rounding differs
+
+
+def test_worker_processes_feed_the_same_kind_of_batches(tmp_path):
+    """``--workers 2``: batches come from data processes and training proceeds."""
+    from deidvid.train.cli import main
+
+    for arch in ("residual", "paper"):
+        out = tmp_path / arch
+        assert main(_smoke_args(out, 2) + ["--workers", "2", "--arch", arch]) == 0
+        logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in logged] == [1, 2]
+        assert all(np.isfinite(r["loss"]) for r in logged)
+        assert json.loads((out / "state.json").read_text())["config"]["workers"] == 2
+
+
+def test_batch_stream_workers_draw_different_clips():
+    from deidvid.train import data as D
+    from deidvid.train.loop import BatchStream, TrainConfig, sample_batch
+
+    rng = np.random.default_rng(0)
+    source = D.TrainingSource([], D.synthetic_stills(6, rng))
+    cfg = TrainConfig(batch=2, clip_len=4, id_frames=2)
+    frames, landmarks, skin, fps, id_index = sample_batch(source, rng, cfg, frames_mode=True)
+    assert frames.shape == (2, 2, 128, 128, 3) and frames.dtype == torch.uint8
+    assert skin.shape == (2, 2, 128, 128) and skin.dtype == torch.bool and skin.any()
+    assert landmarks.shape == (2, 2, 68, 2) and id_index.tolist() == [[0, 1], [0, 1]]
+    full = sample_batch(source, rng, cfg, frames_mode=False)
+    assert full[0].shape == (2, 4, 128, 128, 3) and full[4].shape == (2, 2)
+    first = next(iter(BatchStream(source, cfg, True, first_step=0)))[0]
+    resumed = next(iter(BatchStream(source, cfg, True, first_step=10)))[0]
+    again = next(iter(BatchStream(source, cfg, True, first_step=0)))[0]
+    assert torch.equal(first, again) and not torch.equal(first, resumed)
+    on_device = D.batch_on_device(frames, landmarks, skin, fps)
+    assert on_device[0].shape == (2, 3, 2, 128, 128) and float(on_device[0].max()) <= 1.0
+    assert on_device[2].shape == (2, 1, 2, 128, 128) and on_device[2].dtype == torch.float32
