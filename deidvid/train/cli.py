@@ -77,11 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--id-frames", type=int, default=16, help="scored frames per clip")
         parser.add_argument("--strength", type=float, default=0.0, help="residual: override (RMS, 0..1)")
         parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+        # A run trained elsewhere (a GPU box) recorded that machine's device and paths.
+        parser.add_argument("--device", default="auto")
+        parser.add_argument("--cache-dir", default=TrainConfig.cache_dir)
+        parser.add_argument("--data-root", default="", help="default: ../shared/data")
         args = parser.parse_args(argv[1:])
         from deidvid.train.loop import STATE, Trainer
 
         cfg = TrainConfig.from_dict(json.loads((args.run / STATE).read_text())["config"])
         cfg.out, cfg.threads, cfg.val_id_frames = str(args.run), args.threads, args.id_frames
+        cfg.device, cfg.cache_dir, cfg.data_root, cfg.workers = args.device, args.cache_dir, args.data_root, 0
         cfg.val_clips_per_video = args.clips_per_video or 10**6
         if cfg.threads:
             import torch
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
             trainer.model.config = dataclasses.replace(trainer.model.config, strength=args.strength)
         result = trainer.validate()
+        trainer._append("val.jsonl", result)  # the run's record (export reads the last entry)
         text = json.dumps(result, indent=1)
         if args.json:
             args.json.write_text(text + "\n")
