@@ -51,6 +51,8 @@ from deidvid.errors import (
 
 if TYPE_CHECKING:
     from deidvid.verify.options import VerifyOptions
+    from deidvid.verify.report import GateCheck, VerifyReport
+    from deidvid.verify.series import VerifySeries
 
 # Click's exceptions, wherever this typer keeps Click (recent versions carry their own copy).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -149,10 +151,11 @@ def verify(
     min_expression_r: Annotated[float | None, typer.Option(help="Gate: exit 1 if an expression or head-pose signal correlates less (Pearson r).")] = None,
     skip: Annotated[str, typer.Option(help="Measurements to leave out, to save time: toolbox, expression, temporal (comma-separated).")] = "",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON ('-' for stdout).", readable=False)] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="Also write one self-contained HTML page (images inlined, viewable offline): frames side by side, pulse waveforms and HR per window, identity distance per frame against the thresholds, expression signals, the summary and the gates. Needs matplotlib.", readable=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors and gate failures only.")] = False,
 ) -> None:
     """Report pulse preservation, identity and quality of a de-identified video."""
-    from deidvid.verify.run import gate_failures, report_tables, verify_videos
+    from deidvid.verify.run import gate_checks, report_tables, verify_videos_with_series
 
     def build() -> VerifyOptions:
         check_gates(max_match_rate, max_hr_mae, min_pearson, min_psnr)
@@ -169,25 +172,31 @@ def verify(
                 raise UsageError(f"{option} gates a measurement that --skip {needs} leaves out")
         options = _verify_options(methods, windows, band, device, ppg, gallery, skipped)
         inputs = [original, deidentified, *([ppg] if ppg is not None else [])]
-        check_no_overlap(inputs, written_paths([], json_path))
+        _check_html_option(html_path)
+        check_no_overlap(inputs, written_paths([], json_path, html_path))
         check_report_path(json_path)
+        check_report_path(html_path, "--html")
         _check_band_for(original, options.band_hz)
         return options
 
     options, message, code = run_guarded(build)
     if message:
         fail(message, code)
-    report, message, code = run_guarded(verify_videos, original, deidentified, options)
+    result, message, code = run_guarded(verify_videos_with_series, original, deidentified, options)
     if message:
         fail(message, code)
-    failures = gate_failures(
+    report, series = result
+    checks = gate_checks(
         report, max_match_rate, max_hr_mae, min_pearson, min_psnr, max_hr_diff_toolbox, min_haar_rate, min_expression_r
     )
+    failures = [f for f in (check.failure() for check in checks) if f is not None]
     status = EXIT_GATE_FAILED if failures else EXIT_OK
     if json_path is not None:
         payload = report.to_dict()
         payload["gates"] = {"failed": failures, "passed": not failures}
         status = max(status, write_report(json_path, payload))
+    if html_path is not None:
+        status = max(status, _write_html(html_path, report, series, checks))
     if not quiet:
         console = table_console(json_path)
         for table in report_tables(report):
@@ -200,6 +209,37 @@ def verify(
 
 
 SKIPPABLE = ("toolbox", "expression", "temporal")
+
+
+def _check_html_option(path: Path | None) -> None:
+    """``--html FILE``: a file name (not stdout), and matplotlib installed (found, not imported)."""
+    if path is None:
+        return
+    if str(path) == "-":
+        raise UsageError("--html needs a file name (the page does not go to stdout)")
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--html needs matplotlib: pip install 'matplotlib>=3.7'")
+
+
+def _write_html(path: Path, report: VerifyReport, series: VerifySeries, checks: Sequence[GateCheck]) -> int:
+    """Write the ``--html`` page (atomically); returns the exit code. A failure now (disk
+    full, folder removed, a plotting error) is one line and exit 4, never 1 (a failed gate)."""
+    from deidvid.io.decode import os_reason
+    from deidvid.verify.html import write_html
+
+    try:
+        write_html(path, report, series, checks)
+    except OSError as err:
+        say("error", f"cannot write the --html report ({os_reason(err)})", path)
+        return EXIT_PROCESSING
+    except Exception as err:  # noqa: BLE001 - never a traceback
+        if os.environ.get("DEIDVID_DEBUG"):
+            raise
+        say("error", f"cannot write the --html report ({internal_error(err)})", path)
+        return EXIT_PROCESSING
+    return EXIT_OK
 
 
 def _parse_skip(text: str) -> set[str]:

@@ -64,8 +64,9 @@ def check_no_overlap(inputs: Sequence[Path], written: Sequence[Written]) -> None
                 raise UsageError(f"{item.role} and {other.role} are both {item.path}; give them different names")
 
 
-def check_report_path(path: Path | None) -> None:
-    """``--json FILE`` must be writable before the work starts (not a folder, folder exists...).
+def check_report_path(path: Path | None, option: str = "--json") -> None:
+    """``--json FILE`` (or ``option`` FILE, e.g. ``--html``) must be writable before the work
+    starts (not a folder, folder exists...).
 
     An existing report is replaced (reports are not videos: no --overwrite needed), but
     never when it is an input or an output (:func:`check_no_overlap`).
@@ -85,13 +86,17 @@ def check_report_path(path: Path | None) -> None:
         remove_stale(path)  # temporaries a killed run (SIGKILL) left for this report
         probe_writable(path)
     except (UsageError, BadInputError) as err:
-        raise type(err)(f"--json {err}") from None
+        raise type(err)(f"{option} {err}") from None
 
 
-def written_paths(outputs: Sequence[Path], report: Path | None) -> list[Written]:
+def written_paths(outputs: Sequence[Path], report: Path | None, html: Path | None = None) -> list[Written]:
+    """Every path a command writes: its outputs, the ``--json`` report (not stdout) and the
+    ``--html`` page."""
     items = [Written(p, "output") for p in outputs]
     if report is not None and str(report) != STDOUT:
         items.append(Written(report, "--json report"))
+    if html is not None:
+        items.append(Written(html, "--html report"))
     return items
 
 

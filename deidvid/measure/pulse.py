@@ -7,7 +7,8 @@ runs each rPPG method (POS / CHROM / GREEN) on both traces -- resampled to an ev
 for variable-frame-rate input -- and compares them window by window
 (:func:`deidvid.rppg.compare.compare_pulses`; de-identified = test, original =
 reference) for each window length and the whole track; with a contact PPG, both videos'
-pulses against it.
+pulses against it. The two steps are :func:`track_pulses` (the waveforms, kept by verify
+for its ``--html`` plots) and :func:`compare_pulse_waves`.
 
 Deep estimators (PhysNet, from the ``open-rppg`` wheel when installed) see the face, not a
 mean colour: :class:`FaceThumbnails` keeps each track's face as 32x32 crops of both videos
@@ -18,6 +19,7 @@ as one more method.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -133,6 +135,90 @@ def recorded_prefix(ppg: np.ndarray) -> int:
     return covered.size if covered.all() else int(np.argmin(covered))
 
 
+@dataclass(frozen=True)
+class TrackPulses:
+    """The pulse waveforms of one face track in both videos, on an even time grid.
+
+    Attributes:
+        fs: the grid's rate (Hz).
+        resampled: whether the frame times were uneven (and so resampled).
+        frames: the frames compared (the common length of the traces, the deep
+            waveforms and the recorded PPG; the grid may differ when resampled).
+        start_s: time (s) of the first sample (the track's first frame).
+        methods: ``{method: ((T,) original, (T,) de-identified)}`` raw pulse signals
+            (before the per-window detrend and band-pass of the comparison).
+        ppg: ``(T,)`` contact PPG on the same grid, or None.
+    """
+
+    fs: float
+    resampled: bool
+    frames: int
+    start_s: float
+    methods: dict[str, tuple[np.ndarray, np.ndarray]]
+    ppg: np.ndarray | None = None
+
+
+def track_pulses(
+    rgb_original: np.ndarray,
+    rgb_deid: np.ndarray,
+    times: np.ndarray,
+    methods: Sequence[str],
+    ppg: np.ndarray | None = None,
+    deep: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> TrackPulses:
+    """Each rPPG method's pulse of one face track in both videos, on an even grid.
+
+    Args: as :func:`compare_track_pulse`. A deep method that could not run (not
+    installed: the caller has warned) is left out of the result.
+    """
+    deep = dict(deep or {})
+    series = [fill_gaps(rgb_original), fill_gaps(rgb_deid)]
+    for original, deidentified in deep.values():
+        series.append(np.stack([original, deidentified], axis=1))
+    has_ppg = False
+    if ppg is not None:
+        recorded = recorded_prefix(ppg)
+        if recorded >= 2:
+            series.append(ppg[:recorded, None])
+            has_ppg = True
+    length = min(len(s) for s in series)
+    times = np.asarray(times[:length], dtype=np.float64)
+    evened, fs, resampled = even_series([s[:length] for s in series], times)
+    rgb_original, rgb_deid = evened[0], evened[1]
+    deep_even = dict(zip(deep, evened[2 : 2 + len(deep)]))
+    waves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for method in methods:
+        if method in deep_even:
+            waves[method] = (deep_even[method][:, 0], deep_even[method][:, 1])
+        elif method in RPPG_METHODS:
+            waves[method] = (RPPG_METHODS[method](rgb_original, fs), RPPG_METHODS[method](rgb_deid, fs))
+    pulses = TrackPulses(
+        fs=float(fs), resampled=bool(resampled), frames=length, start_s=float(times[0]) if length else 0.0, methods=waves,
+        ppg=evened[-1][:, 0] if has_ppg else None,
+    )
+    return pulses
+
+
+def compare_pulse_waves(pulses: TrackPulses, windows_s: Sequence[float], settings: PulseSettings) -> dict[str, Any]:
+    """The comparison of :func:`compare_track_pulse` from the waveforms of :func:`track_pulses`."""
+    fs = pulses.fs
+    windows: list[float | None] = [*windows_s, None]
+    out: dict[str, Any] = {"fs": fs, "resampled": pulses.resampled, "frames": pulses.frames, "methods": {}}
+    for method, (pulse_original, pulse_deid) in pulses.methods.items():
+        entry: dict[str, Any] = {
+            "hr_original_bpm": heart_rate(pulse_original, fs, settings.band_hz),
+            "hr_deidentified_bpm": heart_rate(pulse_deid, fs, settings.band_hz),
+            "windows": _compare_windows(pulse_deid, pulse_original, fs, windows, settings),
+        }
+        if pulses.ppg is not None:
+            entry["ppg"] = {
+                label: _compare_windows(pulse, pulses.ppg, fs, windows, settings)
+                for label, pulse in (("original", pulse_original), ("deidentified", pulse_deid))
+            }
+        out["methods"][method] = entry
+    return out
+
+
 def compare_track_pulse(
     rgb_original: np.ndarray,
     rgb_deid: np.ndarray,
@@ -159,46 +245,10 @@ def compare_track_pulse(
         ``{"fs", "resampled", "frames", "methods": {method: {"hr_original_bpm",
         "hr_deidentified_bpm", "windows": {key: comparison}, ["ppg": {"original" |
         "deidentified": {key: comparison}}]}}}`` with window keys ``"10"``, ... and
-        ``"whole"``; a window longer than the track is left out.
+        ``"whole"``; a window longer than the track is left out. The waveforms compared:
+        :func:`track_pulses`.
     """
-    deep = dict(deep or {})
-    series = [fill_gaps(rgb_original), fill_gaps(rgb_deid)]
-    for original, deidentified in deep.values():
-        series.append(np.stack([original, deidentified], axis=1))
-    has_ppg = False
-    if ppg is not None:
-        recorded = recorded_prefix(ppg)
-        if recorded >= 2:
-            series.append(ppg[:recorded, None])
-            has_ppg = True
-    length = min(len(s) for s in series)
-    times = np.asarray(times[:length], dtype=np.float64)
-    evened, fs, resampled = even_series([s[:length] for s in series], times)
-    rgb_original, rgb_deid = evened[0], evened[1]
-    deep_even = dict(zip(deep, evened[2 : 2 + len(deep)]))
-    ppg_even = evened[-1][:, 0] if has_ppg else None
-    windows: list[float | None] = [*windows_s, None]
-    out: dict[str, Any] = {"fs": fs, "resampled": resampled, "frames": length, "methods": {}}
-    for method in methods:
-        if method in deep_even:
-            pulse_original, pulse_deid = deep_even[method][:, 0], deep_even[method][:, 1]
-        elif method in RPPG_METHODS:
-            pulse_original = RPPG_METHODS[method](rgb_original, fs)
-            pulse_deid = RPPG_METHODS[method](rgb_deid, fs)
-        else:  # a deep method that could not run (not installed): the caller has warned
-            continue
-        entry: dict[str, Any] = {
-            "hr_original_bpm": heart_rate(pulse_original, fs, settings.band_hz),
-            "hr_deidentified_bpm": heart_rate(pulse_deid, fs, settings.band_hz),
-            "windows": _compare_windows(pulse_deid, pulse_original, fs, windows, settings),
-        }
-        if ppg_even is not None:
-            entry["ppg"] = {
-                label: _compare_windows(pulse, ppg_even, fs, windows, settings)
-                for label, pulse in (("original", pulse_original), ("deidentified", pulse_deid))
-            }
-        out["methods"][method] = entry
-    return out
+    return compare_pulse_waves(track_pulses(rgb_original, rgb_deid, times, methods, ppg, deep), windows_s, settings)
 
 
 def _compare_windows(

@@ -256,7 +256,46 @@ def summarise(
     }
 
 
-def gate_failures(
+@dataclass(frozen=True)
+class GateCheck:
+    """One requested gate: the gated number, its limit and whether it passed.
+
+    Attributes:
+        label: what is gated, e.g. ``"match rate"``.
+        value: the summary's number (None or NaN: could not be measured).
+        limit: the gate's limit.
+        kind: ``"max"`` (the value must not exceed the limit) or ``"min"`` (not fall below).
+    """
+
+    label: str
+    value: float | None
+    limit: float
+    kind: str
+
+    @property
+    def measured(self) -> bool:
+        """Whether the gated number could be measured (not None, not NaN)."""
+        return self.value is not None and not math.isnan(self.value)
+
+    @property
+    def passed(self) -> bool:
+        """Within the limit; a number that could not be measured fails."""
+        value = self.value
+        if value is None or math.isnan(value):
+            return False
+        return value <= self.limit if self.kind == "max" else value >= self.limit
+
+    def failure(self) -> str | None:
+        """The gate failure's message (None when it passed)."""
+        if self.passed:
+            return None
+        if not self.measured:
+            return f"{self.label} could not be measured (gate {self.kind} {self.limit:g})"
+        sign = ">" if self.kind == "max" else "<"
+        return f"{self.label} {self.value:.4g} {sign} {self.limit:g}"
+
+
+def gate_checks(
     report: VerifyReport,
     max_match_rate: float | None = None,
     max_hr_mae: float | None = None,
@@ -265,19 +304,10 @@ def gate_failures(
     max_hr_diff_toolbox: float | None = None,
     min_haar_rate: float | None = None,
     min_expression_r: float | None = None,
-) -> list[str]:
-    """One message per violated gate (empty list: every gate passed).
-
-    ``min_psnr`` applies to the face crops (the paper's PSNR is on 128x128 face
-    clips; the background is untouched by design). ``max_hr_diff_toolbox``: the largest
-    |HR deid - HR orig| of rPPG-Toolbox's default path (POS, CHROM); ``min_haar_rate``: the
-    lowest Haar detection rate of a track in the de-identified video; ``min_expression_r``:
-    the lowest defined expression / pose correlation. A gated number that could not be
-    measured (no pulse, no calibrated recogniser, a skipped measurement, only constant
-    expression signals) counts as a violation: a pipeline gate must not pass silently.
-    """
+) -> list[GateCheck]:
+    """The requested gates (a limit that is None is not requested), passed or not; see
+    :func:`gate_failures`."""
     summary = report.summary
-    failures = []
     checks = [
         ("match rate", summary["match_rate"], max_match_rate, "max"),
         ("HR MAE (bpm)", summary["hr_mae_bpm"], max_hr_mae, "max"),
@@ -287,13 +317,19 @@ def gate_failures(
         ("Haar detection rate", summary["haar_rate_deidentified"], min_haar_rate, "min"),
         ("expression r", summary["expression_r"], min_expression_r, "min"),
     ]
-    for label, value, limit, kind in checks:
-        if limit is None:
-            continue
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            failures.append(f"{label} could not be measured (gate {kind} {limit:g})")
-        elif kind == "max" and value > limit:
-            failures.append(f"{label} {value:.4g} > {limit:g}")
-        elif kind == "min" and value < limit:
-            failures.append(f"{label} {value:.4g} < {limit:g}")
-    return failures
+    return [GateCheck(label, value, limit, kind) for label, value, limit, kind in checks if limit is not None]
+
+
+def gate_failures(report: VerifyReport, **limits: float | None) -> list[str]:
+    """One message per violated gate (empty list: every gate passed); ``limits`` are
+    :func:`gate_checks`' keywords.
+
+    ``min_psnr`` applies to the face crops (the paper's PSNR is on 128x128 face
+    clips; the background is untouched by design). ``max_hr_diff_toolbox``: the largest
+    |HR deid - HR orig| of rPPG-Toolbox's default path (POS, CHROM); ``min_haar_rate``: the
+    lowest Haar detection rate of a track in the de-identified video; ``min_expression_r``:
+    the lowest defined expression / pose correlation. A gated number that could not be
+    measured (no pulse, no calibrated recogniser, a skipped measurement, only constant
+    expression signals) counts as a violation: a pipeline gate must not pass silently.
+    """
+    return [f for f in (check.failure() for check in gate_checks(report, **limits)) if f is not None]

@@ -31,6 +31,10 @@ the expression signals' agreement and the temporal consistency; for the whole vi
 toolbox's HR on both videos; with a gallery, closed-set top-1 accuracy and EER and rank-1 /
 rank-5 re-identification with the original enrolled (:mod:`deidvid.measure.gallery`).
 :mod:`deidvid.verify.report` shapes the report, :mod:`deidvid.verify.tables` prints it.
+:func:`verify_videos_with_series` also returns what the report summarises
+(:class:`~deidvid.verify.series.VerifySeries`: each track's pulse waveforms, identity distance
+per scored frame and expression signals, and four frames of both videos), which
+:mod:`deidvid.verify.html` draws.
 """
 
 from __future__ import annotations
@@ -56,8 +60,10 @@ from deidvid.measure.pulse import (
     MIN_PULSE_SECONDS,
     FaceThumbnails,
     SkinTraces,
-    compare_track_pulse,
+    TrackPulses,
+    compare_pulse_waves,
     long_enough_for_pulse,
+    track_pulses,
     track_seconds,
 )
 from deidvid.measure.quality import QualityAccumulator
@@ -68,10 +74,12 @@ from deidvid.verify.options import VerifyOptions
 from deidvid.verify.report import (
     FaceSection,
     VerifyReport,
+    gate_checks,
     gate_failures,
     report_settings,
     summarise,
 )
+from deidvid.verify.series import Snapshots, TrackSeries, VerifySeries
 from deidvid.verify.tables import report_tables
 
 if TYPE_CHECKING:
@@ -81,7 +89,10 @@ if TYPE_CHECKING:
     from deidvid.timing import StageTimer
 
 # What the CLI, the benchmarks and the tests import from here.
-__all__ = ["Progress", "VerifyOptions", "VerifyReport", "check_compatible", "gate_failures", "report_tables", "verify_videos"]
+__all__ = [
+    "Progress", "VerifyOptions", "VerifyReport", "VerifySeries", "check_compatible", "gate_checks", "gate_failures",
+    "report_tables", "verify_videos", "verify_videos_with_series",
+]
 
 
 FPS_TOLERANCE = 0.01  # relative difference of the average frame rates
@@ -108,6 +119,10 @@ def check_compatible(original_info: Any, deid_info: Any) -> None:
 
 class FrameMeasures:
     """Pass 2: one accumulator per concern, fed frame pair by frame pair.
+
+    Besides the accumulators, it keeps what the ``--html`` page plots
+    (:mod:`deidvid.verify.series`): a few frames of both videos (``snapshots``) and the
+    frame index of every pair the recognisers score (``identity_frames``, by track).
 
     Args:
         tracks: the original's face tracks.
@@ -142,6 +157,8 @@ class FrameMeasures:
             FaceThumbnails({t.track_id: len(t.landmarks) for t in tracks}) if self.deep_methods else None
         )
         self.times = np.full(frame_count, np.nan)  # (frame_count,) presentation times (s)
+        self.snapshots = Snapshots(frame_count)
+        self.identity_frames: dict[int, list[int]] = {t.track_id: [] for t in tracks}
         lengths = {t.track_id: len(t.landmarks) for t in tracks}
         self.toolbox = ToolboxTraces() if options.toolbox else None
         self.haar = HaarRate(DETECTION_MIN_IOU) if options.toolbox else None
@@ -162,6 +179,7 @@ class FrameMeasures:
         opts, timer = self.options, self.timer
         if index < self.times.size:
             self.times[index] = time_s
+        self.snapshots.add(index, time_s, original, deidentified)
         with timer("quality"):
             self.frame_quality.update(original, deidentified, with_ssim=index % opts.ssim_stride == 0)
         if self.toolbox is not None:
@@ -191,6 +209,7 @@ class FrameMeasures:
             if offset % opts.identity_stride == 0:
                 with timer("identity"):
                     self.identity.add(track.track_id, original, deidentified, landmarks)
+                    self.identity_frames[track.track_id].append(index)
             if self.expression is not None and offset % opts.expression_stride == 0:
                 with timer("expression"):
                     if greys is None:
@@ -229,12 +248,14 @@ def face_sections(
     options: VerifyOptions,
     truth: GroundTruth | None,
     warnings: list[str],
-) -> list[FaceSection]:
-    """Per face track: pulse comparison (or a warning that it is too short), identity, detection."""
+) -> tuple[list[FaceSection], dict[int, TrackPulses]]:
+    """Per face track: pulse comparison (or a warning that it is too short), identity, detection;
+    and the pulse waveforms compared, by track ID (tracks too short for a pulse left out)."""
     from deidvid.rppg.ground_truth import ppg_at_frames
 
     primary_track = max(tracks, key=lambda t: len(t.landmarks))  # the one a contact PPG is compared with
     faces: list[FaceSection] = []
+    waveforms: dict[int, TrackPulses] = {}
     for track in tracks:
         track_times = measures.times[track.start : track.end]
         pulse = None
@@ -248,10 +269,8 @@ def face_sections(
                 for m in measures.deep_methods
                 if measures.thumbnails is not None
             }
-            pulse = compare_track_pulse(
-                rgb_original, rgb_deid, track_times, options.methods, options.windows_s, options.pulse_settings, ppg,
-                deep,
-            )
+            waveforms[track.track_id] = track_pulses(rgb_original, rgb_deid, track_times, options.methods, ppg, deep)
+            pulse = compare_pulse_waves(waveforms[track.track_id], options.windows_s, options.pulse_settings)
         else:
             warnings.append(
                 f"face track {track.track_id} lasts {track_seconds(track_times):.1f} s: too short for pulse "
@@ -277,7 +296,33 @@ def face_sections(
         })
     if truth is not None and len(tracks) > 1:
         warnings.append(f"contact PPG compared with face track {primary_track.track_id} (the longest)")
-    return faces
+    return faces, waveforms
+
+
+def collect_series(
+    tracks: list[FaceTrack], measures: FrameMeasures, scorer: IdentityScorer, waveforms: dict[int, TrackPulses]
+) -> VerifySeries:
+    """The series behind the report (:class:`~deidvid.verify.series.VerifySeries`), per face track."""
+    series = VerifySeries(snapshots=sorted(measures.snapshots.frames, key=lambda s: s.index))
+    for track in tracks:
+        tid = track.track_id
+        original = deidentified = None
+        signals: tuple[str, ...] = ()
+        if measures.expression is not None:
+            original, deidentified = measures.expression.series(tid)
+            signals = measures.expression.signals
+        series.tracks.append(TrackSeries(
+            track_id=tid,
+            start_frame=track.start,
+            times=measures.times[track.start : track.end].copy(),
+            pulse=waveforms.get(tid),
+            identity_frames=np.asarray(measures.identity_frames[tid], dtype=np.int64),
+            identity_distances={name: scorer.distances(name, tid) for name in scorer.recognisers},
+            expression_signals=signals,
+            expression_original=original,
+            expression_deidentified=deidentified,
+        ))
+    return series
 
 
 def verify_videos(
@@ -288,6 +333,22 @@ def verify_videos(
     analysis: Analysis | None = None,
 ) -> VerifyReport:
     """Compare a de-identified video with its original; see the module docstring.
+
+    The report of :func:`verify_videos_with_series` (same arguments, same errors).
+    """
+    return verify_videos_with_series(original, deidentified, options, progress, analysis)[0]
+
+
+def verify_videos_with_series(
+    original: str | Path,
+    deidentified: str | Path,
+    options: VerifyOptions | None = None,
+    progress: Progress | None = None,
+    analysis: Analysis | None = None,
+) -> tuple[VerifyReport, VerifySeries]:
+    """Compare a de-identified video with its original; the report and the series behind it
+    (pulse waveforms, identity distances, expression signals, a few frames: what
+    ``--html`` plots).
 
     Args:
         original, deidentified: the two videos (same size, frame count and rate).
@@ -363,7 +424,7 @@ def verify_videos(
         raise BadInputError(f"decoded {decoded} frame pairs but the original has {analysis.frame_count} frames")
 
     with timer("pulse"):
-        faces = face_sections(tracks, measures, scorer, float(info.fps), options, truth, warnings)
+        faces, waveforms = face_sections(tracks, measures, scorer, float(info.fps), options, truth, warnings)
     pulse = None
     if measures.toolbox is not None:
         with timer("toolbox"):
@@ -403,4 +464,4 @@ def verify_videos(
     timings = {k: round(v, 3) for k, v in timer.seconds.items()}
     timings["total"] = round(time.perf_counter() - started, 3)
     report.timings_s = timings
-    return report
+    return report, collect_series(tracks, measures, scorer, waveforms)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,14 +11,16 @@ from deidvid.faces.skin import skin_mask
 from deidvid.measure.pulse import (
     MIN_PULSE_SECONDS,
     SkinTraces,
+    compare_pulse_waves,
     compare_track_pulse,
     even_series,
     long_enough_for_pulse,
     recorded_prefix,
+    track_pulses,
     track_seconds,
 )
 from deidvid.rppg.compare import PulseSettings
-from deidvid.rppg.methods import pos_window_length
+from deidvid.rppg.methods import RPPG_METHODS, pos_window_length
 from deidvid.testing.synthetic_pulse import PBV_SIGNATURE, SKIN_RGB, pulse_waveform
 
 METHODS = ("pos", "chrom", "green")
@@ -42,6 +46,22 @@ def test_identical_traces_and_a_ppg_that_ends_early():
     assert abs(pos["hr_original_bpm"] - 80) < 2
     ppg_windows = pos["ppg"]["original"]["10"]["windows"]
     assert all(abs(w["hr_reference_bpm"] - 80) < 4 for w in ppg_windows)
+
+
+def test_the_waveforms_compared_are_kept():
+    """track_pulses + compare_pulse_waves is compare_track_pulse; the waveforms are each
+    method on the traces (what verify --html plots)."""
+    original, t = _traces(72)
+    other, _ = _traces(90, seed=2)
+    pulses = track_pulses(original, other, t + 2.0, ("pos", "green", "physnet"))  # physnet not run: left out
+    assert list(pulses.methods) == ["pos", "green"] and pulses.ppg is None
+    assert pulses.frames == t.size and pulses.fs == pytest.approx(30.0) and pulses.start_s == pytest.approx(2.0)
+    assert not pulses.resampled
+    assert np.array_equal(pulses.methods["pos"][0], RPPG_METHODS["pos"](original, pulses.fs))
+    assert np.array_equal(pulses.methods["green"][1], RPPG_METHODS["green"](other, pulses.fs))
+    split = compare_pulse_waves(pulses, (10.0,), PulseSettings())
+    whole = compare_track_pulse(original, other, t + 2.0, ("pos", "green"), (10.0,), PulseSettings())
+    assert json.dumps(split, sort_keys=True) == json.dumps(whole, sort_keys=True)  # NaN r of one window alike
 
 
 def test_variable_frame_rate_is_resampled():

@@ -15,6 +15,7 @@ from deidvid.verify.options import VerifyOptions
 from deidvid.verify.report import (
     SCHEMA_VERSION,
     VerifyReport,
+    gate_checks,
     gate_failures,
     json_safe,
     summarise,
@@ -144,6 +145,23 @@ def test_gates_of_the_toolbox_haar_and_expression():
         "Haar detection rate could not be measured (gate min 0.6)",
         "expression r could not be measured (gate min 0.9)",
     ]
+
+
+def test_gate_checks_say_which_gate_passed():
+    """What the --html page shows: every requested gate with its value, limit and verdict."""
+    report = _report([_face(0, 4.0, 0.8, {"A": 0.25}, 0.0)])
+    assert gate_checks(report) == []
+    checks = gate_checks(report, max_match_rate=0.1, max_hr_mae=4.0, min_psnr=35.0, min_haar_rate=0.5)
+    assert [(c.label, c.value, c.limit, c.kind, c.passed) for c in checks] == [
+        ("match rate", 0.25, 0.1, "max", False),
+        ("HR MAE (bpm)", 4.0, 4.0, "max", True),  # at the limit passes
+        ("face-crop PSNR (dB)", 31.0, 35.0, "min", False),
+        ("Haar detection rate", None, 0.5, "min", False),  # not measured: fails
+    ]
+    assert not checks[3].measured and checks[1].failure() is None
+    assert [c.failure() for c in checks if not c.passed] == gate_failures(
+        report, max_match_rate=0.1, max_hr_mae=4.0, min_psnr=35.0, min_haar_rate=0.5
+    )
 
 
 def test_json_has_a_schema_version_and_no_non_finite_numbers():
