@@ -18,7 +18,6 @@ import sys
 from html import escape
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -28,7 +27,7 @@ from deidvid.cli.main import app
 from deidvid.measure.pulse import compare_pulse_waves, track_pulses
 from deidvid.rppg.compare import PulseSettings
 from deidvid.testing.synthetic_pulse import PBV_SIGNATURE, SKIN_RGB, pulse_waveform
-from deidvid.testing.synthetic_video import make_face_video
+from deidvid.testing.synthetic_video import make_face_video, write_blurred_copy
 from deidvid.verify.html import chosen_windows, render_html, write_html
 from deidvid.verify.report import VerifyReport, gate_checks
 from deidvid.verify.run import VerifyOptions, verify_videos_with_series
@@ -48,31 +47,12 @@ HEADINGS = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Detector and recognisers on 1 thread (a shared 2-core machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> tuple[Path, Path]:
     """The synthetic face video and a blurred copy (Haar loses the face; the pulse stays)."""
     folder = tmp_path_factory.mktemp("html")
     original = make_face_video(folder / "face.mp4", n_frames=N_FRAMES, size=SIZE, fps=FPS, audio=False)
-    blurred = folder / "blur.mp4"
-    with av.open(str(original)) as inp, av.open(str(blurred), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv444p"
-        stream.options = {"qp": "0"}
-        for frame in inp.decode(video=0):
-            rgb = cv2.GaussianBlur(frame.to_ndarray(format="rgb24"), (0, 0), 8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
-        out.mux(stream.encode())
+    blurred = write_blurred_copy(original, folder / "blur.mp4")
     return original, blurred
 
 

@@ -30,18 +30,6 @@ SIZE = (320, 240)
 FAST = VerifyOptions(windows_s=(2.5,), identity_stride=15, ssim_stride=15, detect_stride=15)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Detector and recognisers on 1 thread: on a shared 2-core machine, torch's
-    default thread pool made the detector 50x slower here."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("verify") / "face.mp4"

@@ -6,41 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
-import cv2
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from deidvid.cli.main import app
-from deidvid.testing.synthetic_video import make_face_video
+from deidvid.testing.synthetic_video import make_face_video, write_blurred_copy
 
 SIZE = (320, 240)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("gates")
     original = make_face_video(folder / "face.mp4", n_frames=120, size=SIZE, fps=30, audio=False)
-    blurred = folder / "blur.mp4"
-    with av.open(str(original)) as inp, av.open(str(blurred), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv444p"
-        stream.options = {"qp": "0"}
-        for frame in inp.decode(video=0):
-            rgb = cv2.GaussianBlur(frame.to_ndarray(format="rgb24"), (0, 0), 8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
-        out.mux(stream.encode())
+    blurred = write_blurred_copy(original, folder / "blur.mp4")
     return original, blurred
 
 
