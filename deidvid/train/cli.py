@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             import dataclasses
 
             trainer.model.config = dataclasses.replace(trainer.model.config, strength=args.strength)
-        result = trainer.validate()
-        trainer._append("val.jsonl", result)  # the run's record (export reads the last entry)
+        result = trainer.validate_and_record()
         text = json.dumps(result, indent=1)
         if args.json:
             args.json.write_text(text + "\n")

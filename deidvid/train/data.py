@@ -103,9 +103,9 @@ class ClipSample:
     bpm: float | None = None
 
     def skin_masks(self) -> np.ndarray:
-        """``(T, 128, 128)`` float32 skin masks from the landmarks."""
+        """``(T, 128, 128)`` bool skin masks from the landmarks."""
         size = self.frames.shape[1:3]
-        return np.stack([skin_mask(lm, size) for lm in self.landmarks]).astype(np.float32)
+        return np.stack([skin_mask(lm, size) for lm in self.landmarks])
 
 
 # ----------------------------------------------------------------------------- videos
@@ -423,7 +423,7 @@ def stack_samples(samples: Sequence[ClipSample]):  # noqa: ANN201
 
     frames = torch.from_numpy(np.stack([s.frames for s in samples]))
     landmarks = torch.from_numpy(np.stack([s.landmarks for s in samples]).astype(np.float32))
-    skin = torch.from_numpy(np.stack([s.skin_masks() > 0 for s in samples]))
+    skin = torch.from_numpy(np.stack([s.skin_masks() for s in samples]))
     fps = torch.tensor([s.fps for s in samples], dtype=torch.float64)
     return frames, landmarks, skin, fps
 

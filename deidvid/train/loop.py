@@ -356,12 +356,13 @@ class Trainer:
             batch = sample_batch(self.data.train, self.rng, cfg, self.frames_mode)
         else:
             if self._batches is None:
+                # torch gives each worker one thread; cv2.setNumThreads would hang in a
+                # forked worker, so cv2 keeps its own default.
                 loader = torch.utils.data.DataLoader(
                     BatchStream(self.data.train, cfg, self.frames_mode, self.step),
                     batch_size=None,
                     num_workers=cfg.workers,
-                    prefetch_factor=4,  # (torch gives each worker one thread; cv2.setNumThreads
-                    # would hang in a forked worker, so cv2 keeps its own default)
+                    prefetch_factor=4,
                     pin_memory=self.device.type == "cuda",
                 )
                 self._batches = iter(loader)
@@ -553,16 +554,17 @@ class Trainer:
             if self.step % cfg.ckpt_every == 0:
                 self.checkpoint()
             if cfg.val_every and self.step % cfg.val_every == 0:
-                last_val = self._validate_and_log()
+                last_val = self.validate_and_record()
             if cfg.max_minutes and (time.perf_counter() - started) / 60 >= cfg.max_minutes:
                 log.info("time budget reached at step %d", self.step)
                 break
         self.checkpoint()
         if cfg.val_every and (last_val is None or last_val["step"] != self.step):
-            last_val = self._validate_and_log()
+            last_val = self.validate_and_record()
         return last_val
 
-    def _validate_and_log(self) -> dict[str, Any]:
+    def validate_and_record(self) -> dict[str, Any]:
+        """:meth:`validate`, appended to the run's ``val.jsonl`` (export reads the last entry)."""
         t0 = time.perf_counter()
         result = self.validate()
         result["seconds"] = round(time.perf_counter() - t0, 1)
