@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 # Exit codes that batch scripts can rely on (documented in the README).
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1  # verify: a --max-* gate was violated
@@ -45,3 +47,22 @@ class Interrupted(BaseException):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def run_guarded(fn, *args, **kwargs):  # noqa: ANN001, ANN201
+    """Run ``fn``; turn any failure into (None, one-line message, exit code).
+
+    ``Interrupted`` and ``KeyboardInterrupt`` are not failures of ``fn``: they pass through.
+    """
+    try:
+        return fn(*args, **kwargs), None, EXIT_OK
+    except DeidvidError as err:
+        return None, str(err), err.exit_code
+    except Exception as err:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("DEIDVID_DEBUG"):
+            raise
+        return None, internal_error(err), EXIT_PROCESSING
+
+
+def internal_error(err: BaseException) -> str:
+    return f"internal error: {type(err).__name__}: {err} (DEIDVID_DEBUG=1 shows the traceback)"

@@ -4,44 +4,64 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from deidvid import __version__
-from deidvid.cli.common import (
-    err_console,
-    fail,
-    resolve_device,
-    run_guarded,
-    say,
-    table_console,
-    write_report,
-)
+from deidvid.batch.discover import BatchItem, plan_items
+from deidvid.batch.manifest import MANIFEST_NAME
+from deidvid.batch.run import ENGINES, BatchSettings, Gates, run_batch
+from deidvid.cli.batch_display import BatchDisplay
+from deidvid.cli.common import fail, resolve_device, table_console, write_report
 from deidvid.cli.options import AnonymiseArgs, check_anonymise
-from deidvid.cli.paths import (
-    check_no_overlap,
-    check_report_path,
-    plan_outputs,
-    preflight,
-    written_paths,
-)
-from deidvid.errors import EXIT_GATE_FAILED, EXIT_OK
+from deidvid.cli.paths import Written, check_no_overlap, check_report_path, written_paths
+from deidvid.errors import EXIT_OK, UsageError, run_guarded
 
 if TYPE_CHECKING:
-    from deidvid.anonymise.models import PipelineModels
     from deidvid.anonymise.options import AnonymiseOptions
-    from deidvid.anonymise.report import VideoReport
 
 
 # Paths are readable=False: Click's own check would refuse an unreadable input for the whole
 # batch (exit 2, nothing processed); deidvid checks each input itself, as that input's error.
 def anonymise(
-    inputs: Annotated[list[Path], typer.Argument(help="Input video(s).", show_default=False, readable=False)],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Input videos and/or folders (searched recursively; a folder's tree is mirrored into "
+                       "--out-dir).", show_default=False, readable=False),
+    ],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input).", readable=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for outputs (NAME.deid.EXT).", readable=False)] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", help="Folder for outputs: NAME.deid.EXT for a file argument, the same relative path "
+                     f"for a folder's files; it also gets the run manifest ({MANIFEST_NAME}).", readable=False),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(help="In folders, take only files matching this glob (repeatable; a pattern with '/' matches the "
+                     "relative path, else the name). Default: common video suffixes.", show_default=False),
+    ] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="In folders, skip files matching this glob (repeatable).", show_default=False)] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume/--force", help="With --out-dir: skip inputs whose output the manifest records as complete, "
+                     "from the same input (sha256) with the same options and models; --force redoes them."),
+    ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Videos processed at once, each worker loading the models once and using an equal share "
+                     "of the cores (default: one per core, as many as fit in available memory at 1.5 GB each, at "
+                     "most one per video).", show_default=False),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (this machine) | ray (Ray tasks; pip install 'deidvid[ray]'; inputs and "
+                          "outputs on a file system every node sees).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="--engine ray: the cluster to use (default: start a local Ray instance).", show_default=False)
+    ] = None,
+    task_gpus: Annotated[float, typer.Option(help="--engine ray: GPUs each video's task asks for.")] = 0.0,
+    retries: Annotated[int, typer.Option(help="--engine ray: times a task is re-run when its worker dies (>= 0).")] = 2,
     method: Annotated[str, typer.Option(help="blur | pixelate | surrogate | ae | ae-paper (see README and deidvid/weights/MODEL_CARD.md)")] = "blur",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     strength: Annotated[
@@ -100,20 +120,41 @@ def anonymise(
     _, message, code = run_guarded(_check_args, args)
     if message:
         fail(message, code)
-    outputs, message, code = run_guarded(_plan, inputs, output, out_dir, json_path)
+    settings = BatchSettings(
+        workers=workers, resume=resume, overwrite=overwrite, engine=engine, ray_address=ray_address,
+        task_gpus=task_gpus, retries=retries,
+    )
+    _, message, code = run_guarded(_check_batch, settings)
+    if message:
+        fail(message, code)
+    items, message, code = run_guarded(_plan, inputs, output, out_dir, json_path, include or [], exclude or [])
     if message:
         fail(message, code)
     opts = _options(args, seed=seed, any_roll=any_roll, lossless=lossless, copy_audio=not no_audio, keep_pulse=keep_pulse, keep_metadata=keep_metadata)
-    gates = _Gates(strict=strict, max_match_rate=max_match_rate)
-    console = None if quiet else table_console(json_path)
-    results, worst = _run_batch(inputs, outputs, opts, overwrite, gates, console)
+    gates = Gates(strict=strict, max_match_rate=max_match_rate)
+    display = BatchDisplay(None if quiet else table_console(json_path))
+    try:
+        outcomes = run_batch(items, opts, settings, gates, out_dir, display)
+    finally:
+        display.close()
+    worst = max((o.exit_code for o in outcomes), default=EXIT_OK)
     if json_path is not None:
         from deidvid.anonymise.report import SCHEMA_VERSION
 
         payload = {"schema_version": SCHEMA_VERSION, "deidvid_version": __version__,
-                   "options": dataclasses.asdict(opts), "videos": results}
+                   "options": dataclasses.asdict(opts), "batch": display.summary(out_dir),
+                   "videos": [o.entry for o in outcomes]}
         worst = max(worst, write_report(json_path, payload))
     raise typer.Exit(worst)
+
+
+def _check_batch(settings: BatchSettings) -> None:
+    if settings.workers is not None and settings.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {settings.workers}")
+    if settings.engine not in ENGINES:
+        raise UsageError(f"--engine must be {' or '.join(ENGINES)}, not '{settings.engine}'")
+    if settings.retries < 0 or settings.task_gpus < 0:
+        raise UsageError("--retries and --task-gpus must be >= 0")
 
 
 def _check_args(args: AnonymiseArgs) -> None:
@@ -129,12 +170,18 @@ def _max_strength() -> float:
     return MAX_STRENGTH
 
 
-def _plan(inputs: list[Path], output: Path | None, out_dir: Path | None, json_path: Path | None) -> list[Path]:
-    """Outputs of every input; whole-command path problems (overlaps, the report) raise."""
-    outputs = plan_outputs(inputs, output, out_dir)
-    check_no_overlap(inputs, written_paths(outputs, json_path))
+def _plan(
+    inputs: list[Path], output: Path | None, out_dir: Path | None, json_path: Path | None,
+    include: list[str], exclude: list[str],
+) -> list[BatchItem]:
+    """Every input and its output; whole-command path problems (overlaps, the report) raise."""
+    items = plan_items(inputs, output, out_dir, include, exclude)
+    written = written_paths([item.dst for item in items], json_path)
+    if out_dir is not None:
+        written.append(Written(out_dir / MANIFEST_NAME, "run manifest"))
+    check_no_overlap([item.src for item in items], written)
     check_report_path(json_path)
-    return outputs
+    return items
 
 
 def _options(args: AnonymiseArgs, *, seed: int, any_roll: bool, lossless: bool, copy_audio: bool, keep_pulse: bool | None,
@@ -156,111 +203,3 @@ def _options(args: AnonymiseArgs, *, seed: int, any_roll: bool, lossless: bool, 
         crf=args.crf, lossless=lossless, copy_audio=copy_audio, identity_check=args.identity_check,
         keep_pulse=keep_pulse, keep_metadata=keep_metadata, face_qp_offset=args.face_qp_offset,
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Gates:
-    strict: bool
-    max_match_rate: float | None
-
-
-def _run_batch(
-    inputs: list[Path], outputs: list[Path], opts: AnonymiseOptions, overwrite: bool, gates: _Gates,
-    console: Console | None,
-) -> tuple[list[dict[str, Any]], int]:
-    """Every input is tried: first all the checks that need no decoding (so a bad item is
-    reported before an hour of work, not after), then the videos that passed them."""
-    from deidvid.anonymise.models import PipelineModels
-
-    results: list[dict[str, Any]] = [{} for _ in inputs]
-    worst = EXIT_OK
-    ready = []
-    for i, (src, dst) in enumerate(zip(inputs, outputs)):
-        _, message, code = run_guarded(preflight, src, dst, overwrite, opts.copy_audio)
-        if message:
-            results[i] = _error_entry(src, dst, message, code)
-            worst = max(worst, code)
-        else:
-            ready.append(i)
-    models = PipelineModels(opts)  # loaded on first use, once for the whole batch
-    for i in ready:
-        results[i], code = _anonymise_entry(inputs[i], outputs[i], opts, models, gates, console)
-        worst = max(worst, code)
-    return results, worst
-
-
-def _error_entry(src: Path, dst: Path, message: str, code: int) -> dict[str, Any]:
-    say("error", message, src)
-    return {"input": str(src), "output": str(dst), "status": "error", "error": message, "exit_code": code}
-
-
-def _anonymise_entry(
-    src: Path, dst: Path, opts: AnonymiseOptions, models: PipelineModels, gates: _Gates, console: Console | None
-) -> tuple[dict[str, Any], int]:
-    report, message, code = _anonymise_one(src, dst, opts, models, console is None)
-    if message:
-        return _error_entry(src, dst, message, code), code
-    entry = {"status": "ok", **dataclasses.asdict(report)}
-    if gates.strict and report.frames_unprocessed:
-        code = EXIT_GATE_FAILED
-        entry["status"] = "incomplete"
-    if gates.max_match_rate is not None and _worst_match_rate(report) > gates.max_match_rate:
-        code = EXIT_GATE_FAILED
-        entry["status"] = "identity_remains"
-    if console is not None:
-        _print_report(report, console)
-    for w in report.warnings:
-        say("warning", w, src)
-    return entry, code
-
-
-def _anonymise_one(
-    src: Path, dst: Path, opts: AnonymiseOptions, models: PipelineModels, quiet: bool
-) -> tuple[VideoReport | None, str | None, int]:
-    from deidvid.anonymise.run import anonymise_video
-
-    if quiet:
-        return run_guarded(anonymise_video, src, dst, opts, None, models)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                label = {"analyse": "finding faces", "render": "anonymising"}.get(stage, stage)
-                tasks[stage] = bar.add_task(f"{src.name}: {label}", total=total or None)
-            bar.update(tasks[stage], completed=done)
-
-        return run_guarded(anonymise_video, src, dst, opts, progress, models)
-
-
-def _print_report(report: VideoReport, console: Console) -> None:
-    table = Table(title=f"{report.input} -> {report.output}", show_header=False)
-    table.add_row("method", report.method)
-    table.add_row("frames", f"{report.frames_written}/{report.frames} at {report.fps:.3f} fps")
-    table.add_row("faces (tracks)", str(report.faces))
-    table.add_row("face frames processed", f"{report.face_frames_processed} ({report.face_frames_interpolated} interpolated)")
-    table.add_row("frames with a lost face", f"{report.frames_unprocessed} (fallback: {report.fallback})")
-    for name, check in (report.identity_check or {}).items():
-        if check["match_rate"] is not None:
-            table.add_row(
-                f"identity check: {name}",
-                f"matches {check['match_rate']:.0%} of {check['frames']} sampled face frames (threshold {check['threshold']:.3g})",
-            )
-    table.add_row("time", f"{report.timings_s['total']:.1f} s")
-    console.print(table)
-
-
-def _worst_match_rate(report: VideoReport) -> float:
-    rates = [c["match_rate"] for c in (report.identity_check or {}).values() if c["match_rate"] is not None]
-    return max(rates, default=0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 
 from deidvid.cli.paths import STDOUT
-from deidvid.errors import EXIT_OK, EXIT_PROCESSING, DeidvidError, UsageError
+from deidvid.errors import EXIT_OK, EXIT_PROCESSING, UsageError, internal_error, run_guarded  # noqa: F401 - re-exported
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -72,22 +71,3 @@ def one_line(message: str) -> str:
 def fail(message: str, code: int) -> None:
     say("error", message)
     raise typer.Exit(code)
-
-
-def run_guarded(fn, *args, **kwargs):  # noqa: ANN001, ANN201
-    """Run ``fn``; turn any failure into (None, one-line message, exit code).
-
-    ``Interrupted`` and ``KeyboardInterrupt`` are not failures of ``fn``: they pass through.
-    """
-    try:
-        return fn(*args, **kwargs), None, EXIT_OK
-    except DeidvidError as err:
-        return None, str(err), err.exit_code
-    except Exception as err:  # noqa: BLE001 - the last line of defence: never a traceback
-        if os.environ.get("DEIDVID_DEBUG"):
-            raise
-        return None, internal_error(err), EXIT_PROCESSING
-
-
-def internal_error(err: BaseException) -> str:
-    return f"internal error: {type(err).__name__}: {err} (DEIDVID_DEBUG=1 shows the traceback)"

@@ -18,8 +18,6 @@ from deidvid.errors import BadInputError, UsageError
 # and usage errors do not need.
 
 STDOUT = "-"  # ``--json -``
-# Containers the encoder writes; other inputs (.avi, .mpg, ...) default to .mp4 output.
-OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv", ".m4v"}
 
 
 @dataclass(frozen=True)
@@ -28,23 +26,6 @@ class Written:
 
     path: Path
     role: str
-
-
-def default_output(src: Path, out_dir: Path | None) -> Path:
-    suffix = src.suffix.lower() if src.suffix.lower() in OUTPUT_SUFFIXES else ".mp4"
-    return (out_dir or src.parent) / f"{src.stem}.deid{suffix}"
-
-
-def plan_outputs(inputs: Sequence[Path], output: Path | None, out_dir: Path | None) -> list[Path]:
-    """The output path of each input (whole-command problems only; see :func:`preflight`)."""
-    if output is not None and len(inputs) > 1:
-        raise UsageError("-o/--output takes one input; use --out-dir for several")
-    if output is not None and out_dir is not None:
-        raise UsageError("use either -o/--output or --out-dir, not both")
-    if out_dir is not None and not out_dir.is_dir():
-        problem = "is not a folder" if out_dir.exists() else "does not exist"
-        raise BadInputError(f"output folder {out_dir} {problem}")
-    return [output] if output is not None else [default_output(p, out_dir) for p in inputs]
 
 
 def check_no_overlap(inputs: Sequence[Path], written: Sequence[Written]) -> None:

@@ -52,7 +52,7 @@ def test_bad_input_gives_one_line_and_its_exit_code(case: Case, folder: Path) ->
 
 def test_the_corpus_covers_the_issue() -> None:
     names = {c.name for c in CASES}
-    for needed in ("empty", "truncated-mp4", "garbage-bytes", "audio-only", "fifo", "folder", "symlink-loop",
+    for needed in ("empty", "truncated-mp4", "garbage-bytes", "audio-only", "fifo", "folder-without-out-dir", "folder-without-videos", "symlink-loop",
                    "output-name-too-long", "output-folder-read-only", "json-is-input", "pcm-audio-into-mp4"):
         assert needed in names
 
