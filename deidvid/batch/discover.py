@@ -52,7 +52,7 @@ def find_inputs(
             continue
         if out_dir is None:
             raise UsageError(f"{argument} is a folder: give --out-dir, where its tree is mirrored")
-        files = list(_walk(argument, out_dir, include, exclude))
+        files = sorted(_walk(argument, out_dir, include, exclude), key=lambda f: f.relative_to(argument).parts)
         if not files:
             wanted = ", ".join(include) if include else "video files"
             raise BadInputError(f"{argument}: no {wanted} found (searched recursively)")
@@ -70,11 +70,9 @@ def _is_folder(path: Path) -> bool:
 def _walk(root: Path, out_dir: Path, include: Sequence[str], exclude: Sequence[str]):  # noqa: ANN202
     out_real = os.path.realpath(out_dir)
     for folder, dirs, files in os.walk(root):
-        # Sorted, hidden left out, the output folder left out (it may be inside the input tree).
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(folder, d)) != out_real
-        )
-        for name in sorted(files):
+        # Hidden folders left out, the output folder too (it may be inside the input tree).
+        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(folder, d)) != out_real]
+        for name in files:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
             if not name.startswith(".") and wanted(rel, include, exclude):

@@ -67,6 +67,23 @@ def bench_anonymise_cmd(
     print(table)
 
 
+@bench_app.command("batch")
+def bench_batch_cmd(
+    clips: Annotated[int, typer.Option(min=1, help="Videos in the batch.")] = 8,
+    seconds: Annotated[float, typer.Option(help="Length of each 640x360 clip.")] = 3.0,
+    workers: Annotated[list[int], typer.Option(help="--workers settings to time (repeat; the first is the baseline).")] = [1, 2],  # noqa: B006
+    runs: Annotated[int, typer.Option(min=1, help="Runs per setting (median reported).")] = 3,
+    method: Annotated[str, typer.Option(help="Method to run.")] = "blur",
+) -> None:
+    """A folder of short clips end to end, per --workers setting (model loading included)."""
+    from deidvid.tools.bench import bench_batch
+
+    table, message, code = run_guarded(bench_batch, clips=clips, seconds=seconds, workers=tuple(workers), runs=runs, method=method)
+    if message:
+        fail(message, code)
+    print(table)
+
+
 @bench_app.command("tracking")
 def bench_tracking_cmd(
     videos: Annotated[list[Path], typer.Argument(help="Videos to analyse.", show_default=False)],

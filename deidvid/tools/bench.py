@@ -173,3 +173,41 @@ def tracking_agreement(video: Path, detect_every: int) -> dict[str, float]:
         "analyse_s_every_1": sum(runs[1][1].seconds.values()),
         f"analyse_s_every_{detect_every}": sum(runs[detect_every][1].seconds.values()),
     }
+
+
+def bench_batch(
+    clips: int = 8,
+    seconds: float = 3.0,
+    workers: tuple[int, ...] = (1, 2),
+    runs: int = 3,
+    method: str = "blur",
+    workdir: Path | None = None,
+) -> str:
+    """Wall time of one batch (``clips`` one-face 640x360 videos in a folder) per ``--workers``
+    setting, each a fresh process (model loading included), the settings taken in turn run
+    after run so that machine load falls on all of them; ratios against the first setting."""
+    with tempfile.TemporaryDirectory(prefix="deidvid-bench-batch-", dir=workdir) as tmp:
+        tmp_path = Path(tmp)
+        data = tmp_path / "data"
+        data.mkdir()
+        for i in range(clips):
+            make_bench_video(data / f"clip{i:02d}.mp4", seconds, size=(640, 360))
+        frames = clips * int(round(seconds * 30))
+        times: dict[int, list[float]] = {w: [] for w in workers}
+        peaks: dict[int, list[float]] = {w: [] for w in workers}
+        for _ in range(runs):
+            for w in workers:
+                out = tmp_path / f"out{w}"
+                out.mkdir(exist_ok=True)
+                cmd = [
+                    sys.executable, "-m", "deidvid", "anonymise", str(data), "--out-dir", str(out), "--workers", str(w),
+                    "--method", method, "--device", "cpu", "--force", "--quiet",
+                ]
+                s, m = run_measured(cmd)
+                times[w].append(s)
+                peaks[w].append(m)
+        rows = [Measurement(f"deidvid {method}, {clips} clips, --workers {w}", frames, times[w], peaks[w]) for w in workers]
+        table = format_table(rows, rows[0])
+        base = rows[0].median_s
+        ratios = ", ".join(f"--workers {w}: {m.median_s / base:.2f}x the time of --workers {workers[0]}" for w, m in zip(workers, rows))
+        return f"{table}\n\n{ratios} (peak MiB: the main process only; each worker holds its own models)"
