@@ -1,9 +1,10 @@
-"""Settings of one ``deidvid verify`` run (every field is recorded in the report)."""
+"""Settings and gates of one ``deidvid verify`` run (every setting is recorded in the report)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deidvid.faces.find import FaceFinding
 from deidvid.measure.pulse import DEEP_METHODS
@@ -11,6 +12,9 @@ from deidvid.recognise import ALL_RECOGNISERS
 from deidvid.rppg.compare import PulseSettings
 from deidvid.rppg.hr import DEFAULT_BAND_HZ
 from deidvid.rppg.methods import RPPG_METHODS
+
+if TYPE_CHECKING:
+    from deidvid.verify.report import GateCheck, VerifyReport
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,35 @@ class VerifyOptions:
         for name in ("identity_stride", "ssim_stride", "detect_stride", "expression_stride", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """The gates of one ``deidvid verify`` run (None: not requested); see
+    :func:`deidvid.verify.report.gate_failures` for what each one gates.
+
+    A batch applies the same limits to every pair, so they travel with each job.
+    """
+
+    max_match_rate: float | None = None
+    max_hr_mae: float | None = None
+    min_pearson: float | None = None
+    min_psnr: float | None = None
+    max_hr_diff_toolbox: float | None = None
+    min_haar_rate: float | None = None
+    min_expression_r: float | None = None
+
+    def requested(self) -> dict[str, float]:
+        """The requested gates by option name (``max_match_rate`` ...), in the order above."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    def checks(self, report: VerifyReport) -> list[GateCheck]:
+        """The requested gates applied to ``report``, passed or not."""
+        from deidvid.verify.report import gate_checks
+
+        return gate_checks(report, **asdict(self))
+
+
+def gate_messages(checks: list[GateCheck]) -> list[str]:
+    """One message per failed gate (empty: every requested gate passed)."""
+    return [f for f in (check.failure() for check in checks) if f is not None]
