@@ -227,5 +227,9 @@ def _call(fn: JobFunction, job: Any, label: str) -> Any:
     progress("start", 0, 0)
     try:
         return fn(job, progress)
+    except Interrupted as stop:
+        # The job has unwound (its temporaries are gone). The pool would catch the exception
+        # and wait for more work, so leave now, as the signal meant.
+        os._exit(stop.exit_code)
     finally:
         progress("end", 0, 0)

@@ -114,10 +114,10 @@ def run_batch(
     for i, outcome in enumerate(outcomes):
         if outcome is not None:
             events.finished(outcome)
-    for i in ready:
-        record.running(items[i])
     jobs = [Job(items[i].src, items[i].dst, items[i].key, opts) for i in ready]
     try:
+        for i in ready:
+            record.running(items[i])
         for j, result in _engine_results(jobs, workers, settings, events):
             item = items[ready[j]]
             outcome = _finished(item, result, gates)

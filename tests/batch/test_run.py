@@ -138,24 +138,30 @@ def test_ray_engine_writes_what_the_local_workers_write(dataset: Path, tmp_path:
     assert {v["status"] for v in json.loads((tmp_path / "r.json").read_text())["videos"]} == {"skipped"}, again.stderr
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_batch_killed_with_sigkill_resumes_without_redoing_or_leaving_anything(
-    dataset: Path, tmp_path: Path, workers: int
+@pytest.mark.parametrize(
+    ("stop", "workers"), [(signal.SIGKILL, 1), (signal.SIGKILL, 2), (signal.SIGINT, 2)], ids=["kill-1", "kill-2", "ctrl-c-2"]
+)
+def test_a_stopped_batch_resumes_without_redoing_or_leaving_anything(
+    dataset: Path, tmp_path: Path, stop: signal.Signals, workers: int
 ) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
-    for i in range(3):  # six videos: the kill lands while some are still to do
+    for i in range(3):  # nine videos: the signal lands while some are still to do
         shutil.copytree(dataset, data / f"part{i}")
     out.mkdir()
     command = [sys.executable, "-m", "deidvid", "anonymise", str(data), "--out-dir", str(out), "--workers", str(workers), *FAST]
     process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE)
     done = _wait_for_first_output(out, process)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    os.killpg(process.pid, stop)  # the whole process group, as Ctrl-C or a killed session does
+    code = process.wait(timeout=60)
+    if stop == signal.SIGINT:
+        assert code == 130 and process.stderr.read().decode().strip().endswith("deidvid: error: interrupted")
+        assert not leftovers(out), "an interrupted run deletes its temporaries"
+        assert {e["status"] for e in manifest(out).values()} <= {"ok", "interrupted"}
     time.sleep(1.0)  # an orphaned worker would go on writing: there must be none
     finished = {k: (out / k).stat().st_mtime_ns for k in done}
-    partial = {p.name for p in out.rglob("*") if p.is_file()}
+    files = {p.name for p in out.rglob("*") if p.is_file()}
     time.sleep(1.0)
-    assert {p.name for p in out.rglob("*") if p.is_file()} == partial, "something kept writing after the kill"
+    assert {p.name for p in out.rglob("*") if p.is_file()} == files, "something kept writing after the batch stopped"
 
     result = run_cli("anonymise", data, "--out-dir", out, "--json", tmp_path / "r.json", *FAST)
     assert result.exit_code == 0, result.stderr
@@ -180,7 +186,8 @@ def _wait_for_first_output(out: Path, process: subprocess.Popen, timeout_s: floa
         except (FileNotFoundError, json.JSONDecodeError):
             entries = {}
         done = [k for k, e in entries.items() if e["status"] == "ok"]
-        if done and any(e["status"] == "running" for e in entries.values()) and leftovers(out):
+        writing = [p for p in leftovers(out) if p.name != f".{MANIFEST_NAME}" and ".mp4." in p.name]
+        if done and any(e["status"] == "running" for e in entries.values()) and writing:
             return done
         time.sleep(0.02)
     pytest.fail("no output was finished in time")
