@@ -26,6 +26,8 @@ def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, not '{device}'")
+    if device == "auto" and not torch_built_with_gpu():
+        return "cpu"  # known without importing torch (seconds a batch's parent process never needs)
     import torch
 
     if device == "auto":
@@ -33,6 +35,23 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but no CUDA GPU is visible")
     return device
+
+
+def torch_built_with_gpu() -> bool:
+    """Whether the installed torch is a CUDA or ROCm build, read from its ``version.py``
+    (importing torch takes seconds). True when unsure: the caller then asks torch itself."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return True
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except OSError:
+        return True
+    builds = re.findall(r"^(cuda|hip)\b[^=]*=\s*(.+)$", text, flags=re.MULTILINE)
+    return len(builds) != 2 or any(value.strip() != "None" for _, value in builds)
 
 
 def write_report(path: Path, payload: Any) -> int:
