@@ -25,6 +25,8 @@ class AnonymiseOptions:
         identity_stride: the identity check scores every n-th frame of each clip.
         keep_metadata: keep free-text container tags (title, comment, ...), which often
             name the people filmed; by default only technical tags are copied.
+        threads: encoder threads (None: the encoder's default, for all cores); a batch's
+            workers each use their share of the cores. Changes the bits, not the picture.
     """
 
     method: str = "blur"
@@ -44,6 +46,7 @@ class AnonymiseOptions:
     identity_check: bool = True
     identity_stride: int = 8
     keep_metadata: bool = False
+    threads: int | None = None
 
 
 #: The face's QP offset when the pulse is transplanted. Chosen on UBFC subject 14 (validation

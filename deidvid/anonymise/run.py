@@ -57,7 +57,8 @@ def render(
     pending: deque[Frame] = deque()
     written = 0
     with VideoWriter(
-        out_path, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, keep_metadata=opts.keep_metadata
+        out_path, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, keep_metadata=opts.keep_metadata,
+        threads=opts.threads,
     ) as writer:
 
         def flush(decoded_up_to: int) -> None:

@@ -26,8 +26,9 @@ MANIFEST_NAME = "deidvid-manifest.jsonl"
 #: Statuses whose output was written completely (a gate may have failed on it).
 WRITTEN = frozenset({"ok", "incomplete", "identity_remains"})
 
-#: Options that change how fast a video is done, not what is written.
-NOT_IN_FINGERPRINT = frozenset({"device"})
+#: Options that change how fast a video is done, not what it shows (threads: x264 splits its
+#: work differently, so the bits differ, not the picture).
+NOT_IN_FINGERPRINT = frozenset({"device", "threads"})
 
 
 def bundled_models() -> dict[str, str]:

@@ -114,11 +114,15 @@ def run_batch(
     for i, outcome in enumerate(outcomes):
         if outcome is not None:
             events.finished(outcome)
-    jobs = [Job(items[i].src, items[i].dst, items[i].key, opts) for i in ready]
+    # Threads per video: every worker gets an equal share of the cores. A single worker
+    # keeps the libraries' own defaults (all cores), as a run of one video always has.
+    threads = threads_per_worker(workers) if workers > 1 or settings.engine == "ray" else None
+    job_opts = dataclasses.replace(opts, threads=threads)
+    jobs = [Job(items[i].src, items[i].dst, items[i].key, job_opts) for i in ready]
     try:
         for i in ready:
             record.running(items[i])
-        for j, result in _engine_results(jobs, workers, settings, events):
+        for j, result in _engine_results(jobs, workers, threads, settings, events):
             item = items[ready[j]]
             outcome = _finished(item, result, gates)
             record.finished(item, result, outcome)
@@ -132,15 +136,12 @@ def run_batch(
     return [o for o in outcomes if o is not None]
 
 
-def _engine_results(jobs: list[Job], workers: int, settings: BatchSettings, events: BatchEvents):  # noqa: ANN202
-    labels = [job.src.name for job in jobs]
-    # Threads per video: every worker gets an equal share of the cores. A single worker
-    # keeps the libraries' own defaults (all cores), as a run of one video always has.
-    threads = threads_per_worker(workers) if workers > 1 else None
+def _engine_results(jobs: list[Job], workers: int, threads: int | None, settings: BatchSettings, events: BatchEvents):  # noqa: ANN202
     if settings.engine == "ray":
         from deidvid.batch.ray_engine import run_on_ray
 
-        return run_on_ray(jobs, threads or threads_per_worker(1), settings)
+        return run_on_ray(jobs, threads or 1, settings)
+    labels = [job.src.name for job in jobs]
     return run_jobs(run_job, jobs, labels, workers, threads, events.progress, on_crash=_crashed)
 
 
