@@ -18,9 +18,27 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deidvid.batch.discover import BatchItem
 from deidvid.batch.jobs import Job, JobResult, run_job
-from deidvid.batch.manifest import MANIFEST_NAME, WRITTEN, Manifest, bundled_models, fingerprint
-from deidvid.batch.pool import ProgressEvent, default_workers, run_jobs, threads_per_worker
-from deidvid.errors import EXIT_GATE_FAILED, BadInputError, EXIT_OK, EXIT_PROCESSING, Interrupted, run_guarded
+from deidvid.batch.manifest import (
+    MANIFEST_NAME,
+    WRITTEN,
+    Manifest,
+    bundled_models,
+    fingerprint,
+)
+from deidvid.batch.pool import (
+    ProgressEvent,
+    default_workers,
+    run_jobs,
+    threads_per_worker,
+)
+from deidvid.errors import (
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    EXIT_PROCESSING,
+    BadInputError,
+    Interrupted,
+    run_guarded,
+)
 
 if TYPE_CHECKING:
     from deidvid.anonymise.options import AnonymiseOptions

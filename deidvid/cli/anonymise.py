@@ -15,7 +15,12 @@ from deidvid.batch.run import ENGINES, BatchSettings, Gates, run_batch
 from deidvid.cli.batch_display import BatchDisplay
 from deidvid.cli.common import fail, resolve_device, table_console, write_report
 from deidvid.cli.options import AnonymiseArgs, check_anonymise
-from deidvid.cli.paths import Written, check_no_overlap, check_report_path, written_paths
+from deidvid.cli.paths import (
+    Written,
+    check_no_overlap,
+    check_report_path,
+    written_paths,
+)
 from deidvid.errors import EXIT_OK, UsageError, run_guarded
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from deidvid.cli.paths import STDOUT
-from deidvid.errors import EXIT_OK, EXIT_PROCESSING, UsageError, internal_error, run_guarded  # noqa: F401 - re-exported
+from deidvid.errors import EXIT_OK, EXIT_PROCESSING, UsageError
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -55,7 +55,12 @@ def torch_built_with_gpu() -> bool:
 
 
 def write_report(path: Path, payload: Any) -> int:
-    """Write the JSON report (atomically, or to stdout for '-'); returns the exit code.
+    """Write the JSON report (atomically, or to stdout for '-'); returns the exit code."""
+    return write_report_text(path, json.dumps(payload, indent=2, default=str) + "\n", "--json")
+
+
+def write_report_text(path: Path, text: str, option: str) -> int:
+    """Write a report (``option``'s file) atomically, or to stdout for '-'; returns the exit code.
 
     The path was checked before the work started; a failure now (disk full, folder
     removed) is one line and exit 4, never a traceback, and never 1 (a failed gate).
@@ -63,14 +68,13 @@ def write_report(path: Path, payload: Any) -> int:
     from deidvid.io.atomic import write_text
     from deidvid.io.decode import os_reason
 
-    text = json.dumps(payload, indent=2, default=str) + "\n"
     if str(path) == STDOUT:
         typer.echo(text, nl=False)
         return EXIT_OK
     try:
         write_text(path, text)
     except OSError as err:
-        say("error", f"cannot write the --json report ({os_reason(err)})", path)
+        say("error", f"cannot write the {option} report ({os_reason(err)})", path)
         return EXIT_PROCESSING
     return EXIT_OK
 

@@ -24,12 +24,11 @@ from deidvid.batch.manifest import MANIFEST_NAME
 from deidvid.cli.anonymise import anonymise
 from deidvid.cli.common import (
     fail,
-    internal_error,
     resolve_device,
-    run_guarded,
     say,
     table_console,
     write_report,
+    write_report_text,
 )
 from deidvid.cli.options import (
     check_gates,
@@ -38,7 +37,13 @@ from deidvid.cli.options import (
     parse_methods,
     parse_windows,
 )
-from deidvid.cli.paths import STDOUT, Written, check_no_overlap, check_report_path, written_paths
+from deidvid.cli.paths import (
+    STDOUT,
+    Written,
+    check_no_overlap,
+    check_report_path,
+    written_paths,
+)
 from deidvid.cli.signals import interrupts_unwind
 from deidvid.cli.tools import PASS_THROUGH, bench_app, models_app, train_command
 from deidvid.errors import (
@@ -48,6 +53,8 @@ from deidvid.errors import (
     EXIT_USAGE,
     Interrupted,
     UsageError,
+    internal_error,
+    run_guarded,
 )
 
 if TYPE_CHECKING:
@@ -331,22 +338,10 @@ def _plan_pairs(paths: _BatchPaths, options: VerifyOptions, workers: int | None,
 
 
 def _write_jsonl(path: Path, results: Sequence[PairResult]) -> int:
-    """Write the ``--jsonl`` file (atomically, or to stdout for '-'); returns the exit code.
-    A failure now is one line and exit 4, never 1 (a failed gate)."""
-    from deidvid.io.atomic import write_text
-    from deidvid.io.decode import os_reason
+    """Write the ``--jsonl`` file (atomically, or to stdout for '-'); returns the exit code."""
     from deidvid.verify.batch import jsonl_text
 
-    text = jsonl_text(results)
-    if str(path) == STDOUT:
-        typer.echo(text, nl=False)
-        return EXIT_OK
-    try:
-        write_text(path, text)
-    except OSError as err:
-        say("error", f"cannot write the --jsonl report ({os_reason(err)})", path)
-        return EXIT_PROCESSING
-    return EXIT_OK
+    return write_report_text(path, jsonl_text(results), "--jsonl")
 
 
 def _batch_payload(results: Sequence[PairResult], limits: GateLimits, workers: int, status: int) -> dict[str, Any]:

@@ -91,7 +91,11 @@ def preflight(src: Path, dst: Path, overwrite: bool, copy_audio: bool) -> None:
     """
     from deidvid.io.atomic import remove_stale
     from deidvid.io.decode import check_input_file
-    from deidvid.io.output_checks import check_audio_fits, check_output_path, probe_writable
+    from deidvid.io.output_checks import (
+        check_audio_fits,
+        check_output_path,
+        probe_writable,
+    )
 
     check_input_file(src)
     check_output_path(dst, src, overwrite=overwrite)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from deidvid.cli.common import fail, run_guarded
-
+from deidvid.cli.common import fail
+from deidvid.errors import run_guarded
 
 bench_app = typer.Typer(
     no_args_is_help=True,

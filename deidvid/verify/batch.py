@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deidvid.batch.discover import default_output, find_inputs, mirrored_output
-from deidvid.errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, EXIT_PROCESSING, BadInputError, run_guarded
+from deidvid.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    EXIT_PROCESSING,
+    BadInputError,
+    run_guarded,
+)
 from deidvid.verify.options import GateLimits, VerifyOptions, gate_messages
 
 if TYPE_CHECKING:
