@@ -39,6 +39,8 @@ class BatchDisplay:
         self.rows: dict[int, TaskID] = {}
         self.counts: dict[str, int] = {}
         self.workers = 1
+        self.frames_done = 0  # frames written by finished videos
+        self.rendering: dict[int, int] = {}  # worker -> frames written of its current video
 
     # -- BatchEvents ------------------------------------------------------------------------
     def planned(self, items: int, to_run: int, workers: int) -> None:
@@ -50,8 +52,12 @@ class BatchDisplay:
             console=err_console, transient=True,
         )
         if to_run > 1:
-            self.overall = self.bar.add_task(f"videos ({workers} worker{'s' if workers > 1 else ''})", total=to_run)
+            self.overall = self.bar.add_task(self._overall_label(), total=to_run)
         self.bar.start()
+
+    def _overall_label(self) -> str:
+        frames = self.frames_done + sum(self.rendering.values())
+        return f"videos ({self.workers} worker{'s' if self.workers > 1 else ''}, {frames:,} frames written)"
 
     def progress(self, event: ProgressEvent) -> None:
         if self.bar is None:
@@ -61,11 +67,15 @@ class BatchDisplay:
             row = self.rows[event.worker] = self.bar.add_task("", total=None)
         prefix = f"[{event.worker + 1}] " if self.workers > 1 else ""
         if event.stage in ("start", "end"):
+            self.rendering.pop(event.worker, None)
             self.bar.update(row, description=f"{prefix}{event.label}" if event.stage == "start" else f"{prefix}idle",
                             completed=0, total=None)
             return
         stage = STAGE_LABELS.get(event.stage, event.stage)
         self.bar.update(row, description=f"{prefix}{event.label}: {stage}", completed=event.done, total=event.total or None)
+        if event.stage == "render" and self.overall is not None:
+            self.rendering[event.worker] = event.done
+            self.bar.update(self.overall, description=self._overall_label())
 
     def finished(self, outcome: Outcome) -> None:
         status = outcome.status
@@ -81,8 +91,9 @@ class BatchDisplay:
                 self.console.print(report_table(outcome.entry))
             for warning in outcome.entry.get("warnings", []):
                 say("warning", warning, outcome.item.src)
+        self.frames_done += int(outcome.entry.get("frames_written", 0))
         if self.bar is not None and self.overall is not None and status != "skipped":
-            self.bar.advance(self.overall)
+            self.bar.update(self.overall, advance=1, description=self._overall_label())
 
     # -- the rest ---------------------------------------------------------------------------
     def close(self) -> None:
