@@ -64,6 +64,7 @@ class BatchSettings:
         overwrite: replace existing outputs the manifest does not name.
         engine: ``local`` (this machine) or ``ray``.
         ray_address: an existing cluster (None: a local Ray instance started on the spot).
+        task_cpus: CPUs (= threads) each Ray task asks for (None: a local worker's share).
         task_gpus: GPUs each Ray task asks for.
         retries: times Ray re-runs a task whose worker died.
     """
@@ -73,6 +74,7 @@ class BatchSettings:
     overwrite: bool = False
     engine: str = "local"
     ray_address: str | None = None
+    task_cpus: int | None = None
     task_gpus: float = 0.0
     retries: int = 2
 
@@ -135,6 +137,8 @@ def run_batch(
     # Threads per video: every worker gets an equal share of the cores. A single worker
     # keeps the libraries' own defaults (all cores), as a run of one video always has.
     threads = threads_per_worker(workers) if workers > 1 or settings.engine == "ray" else None
+    if settings.engine == "ray" and settings.task_cpus:
+        threads = settings.task_cpus
     job_opts = dataclasses.replace(opts, threads=threads)
     jobs = [Job(items[i].src, items[i].dst, items[i].key, job_opts) for i in ready]
     try:

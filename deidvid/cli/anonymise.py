@@ -65,6 +65,10 @@ def anonymise(
     ray_address: Annotated[
         str | None, typer.Option(help="--engine ray: the cluster to use (default: start a local Ray instance).", show_default=False)
     ] = None,
+    task_cpus: Annotated[
+        int | None, typer.Option(help="--engine ray: CPUs (threads) each video's task asks for (default: the share a "
+                                 "local worker would get).", show_default=False)
+    ] = None,
     task_gpus: Annotated[float, typer.Option(help="--engine ray: GPUs each video's task asks for.")] = 0.0,
     retries: Annotated[int, typer.Option(help="--engine ray: times a task is re-run when its worker dies (>= 0).")] = 2,
     method: Annotated[str, typer.Option(help="blur | pixelate | surrogate | ae | ae-paper (see README and deidvid/weights/MODEL_CARD.md)")] = "blur",
@@ -127,7 +131,7 @@ def anonymise(
         fail(message, code)
     settings = BatchSettings(
         workers=workers, resume=resume, overwrite=overwrite, engine=engine, ray_address=ray_address,
-        task_gpus=task_gpus, retries=retries,
+        task_cpus=task_cpus, task_gpus=task_gpus, retries=retries,
     )
     _, message, code = run_guarded(_check_batch, settings)
     if message:
@@ -160,6 +164,8 @@ def _check_batch(settings: BatchSettings) -> None:
         raise UsageError(f"--engine must be {' or '.join(ENGINES)}, not '{settings.engine}'")
     if settings.retries < 0 or settings.task_gpus < 0:
         raise UsageError("--retries and --task-gpus must be >= 0")
+    if settings.task_cpus is not None and settings.task_cpus < 1:
+        raise UsageError(f"--task-cpus must be >= 1, not {settings.task_cpus}")
 
 
 def _check_args(args: AnonymiseArgs) -> None:
