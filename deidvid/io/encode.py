@@ -171,6 +171,7 @@ class VideoWriter:
         self.out_path = out_path
         self.info = info
         self.frames_written = 0
+        self._last_pts: int | None = None  # the latest presentation time written (time_base ticks)
         self._keep_metadata = keep_metadata
         self._last_pts: int | None = None
         self._audio_reader: av.container.InputContainer | None = None
@@ -261,6 +262,7 @@ class VideoWriter:
         (:func:`with_regions_of_interest`).
         """
         video_frame = self._video_frame(frame, rgb)
+        self._last_pts = video_frame.pts if self._last_pts is None else max(self._last_pts, video_frame.pts)
         if regions and qp_offset and not self._lossless:
             video_frame = with_regions_of_interest(video_frame, self._stored_regions(regions), qp_offset)
         try:
@@ -335,7 +337,7 @@ class VideoWriter:
             if self.frames_written == 0:
                 raise DeidvidError(f"{self.out_path}: no frames were written")
             try:
-                self._container.mux(self._video.encode(None))
+                self._container.mux(self._with_last_duration(self._video.encode(None)))
             except av.error.FFmpegError as err:
                 raise DeidvidError(f"{self.out_path}: encoding failed ({err})") from None
             self._copy_audio_until(None)
@@ -352,6 +354,26 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
+
+    def _with_last_duration(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """The flushed packets, the last frame and the last packet (in decode order)
+        lasting as long as the source's last frame, so the stream's duration and average
+        frame rate are the source's (the muxer would otherwise give them the nominal frame
+        duration, which a variable frame rate's last frame need not have). Only when every
+        frame was written (a cut-short input has no end to keep) and the source declares
+        its duration."""
+        info = self.info
+        if not packets or info.declared_duration_s is None or self._last_pts is None:
+            return packets
+        if self.frames_written != info.frame_count:
+            return packets
+        end = round((info.start_s + info.declared_duration_s) / info.time_base)
+        if end > self._last_pts:
+            # The last sample's duration makes the average rate; the last frame's, the end.
+            for packet in packets:
+                if packet is packets[-1] or packet.pts == self._last_pts:
+                    packet.duration = end - self._last_pts
+        return packets
 
     def abort(self) -> None:
         """Close everything and delete the temp file; ``out_path`` is not touched."""

@@ -162,6 +162,15 @@ def test_vfr_timestamps_survive(vfr_mp4: Path, tmp_path: Path, suffix: str) -> N
     assert probe(out).fps == pytest.approx(float(probe(vfr_mp4).fps), rel=0.02)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_the_last_frame_lasts_as_long_as_in_the_source(vfr_mp4: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"out{suffix}"
+    copy_video(vfr_mp4, out)
+    source, result = probe(vfr_mp4), probe(out)
+    assert result.declared_duration_s == pytest.approx(source.declared_duration_s, abs=1e-9)
+    assert result.fps == source.fps  # a variable frame rate's average: frames / duration
+
+
 @pytest.mark.parametrize("rotation", [90, 180, 270])
 def test_rotation_is_applied_on_read_and_kept_on_write(tmp_path: Path, rotation: int) -> None:
     src = videos.make_face_video(
