@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deidvid.faces.landmarks import LandmarkPredictor, to_grey
+from deidvid.faces.landmarks import LandmarkPredictor, follow_motion, to_grey
 from deidvid.faces.roll import detect_any_roll
 from deidvid.faces.track import FaceTrack, FaceTracker
 from deidvid.io.decode import VideoInfo
@@ -86,6 +86,7 @@ def find_faces(
     recent: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(finding.detect_every - 1, 0))
     times: list[float] = []
     detection_frames = detections = 0
+    previous_grey: np.ndarray | None = None  # the frame before, for the follower's motion estimate
 
     def found(track_id: int, index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
         for observer in observers:
@@ -102,13 +103,14 @@ def find_faces(
             detections += len(faces_found)
             with timer("landmarks"):
                 faces = [landmarker.fit(grey, d) for d in faces_found]
-                ids = tracker.update(frame.index, faces)
+                expected = _expected_landmarks(tracker, frame.index, previous_grey, grey) if faces else {}
+                ids = tracker.update(frame.index, faces, expected)
             for track_id, lm in zip(ids, faces):
                 with timer("observe"):
                     found(track_id, frame.index, frame.rgb, lm)
                 if tracker.first_frame(track_id) == frame.index:
                     with timer("landmarks"):
-                        back = _track_backwards(landmarker, lm, recent)
+                        back = _track_backwards(landmarker, lm, grey, recent)
                     for index, rgb, marks in back:
                         tracker.add(track_id, index, marks)
                         with timer("observe"):
@@ -117,7 +119,7 @@ def find_faces(
             for track_id, last in tracker.active(frame.index):
                 if tracker.last_frame(track_id) == frame.index - 1:
                     with timer("landmarks"):
-                        followed = landmarker.follow(grey, last)
+                        followed = landmarker.follow(grey, last, previous_grey)
                     if followed is not None:
                         tracker.add(track_id, frame.index, followed)
                         with timer("observe"):
@@ -125,6 +127,7 @@ def find_faces(
         if recent.maxlen:
             # RGB only when someone observes: the backward tracker itself needs grey.
             recent.append((frame.index, grey, frame.rgb if observers else grey))
+        previous_grey = grey
         if progress:
             progress("analyse", len(times), info.frame_count)
     tracks = tracker.finish()
@@ -135,17 +138,35 @@ def find_faces(
     return Analysis(len(times), tracks, detection_frames, detections, times_s)
 
 
+def _expected_landmarks(
+    tracker: FaceTracker, frame_index: int, previous_grey: np.ndarray | None, grey: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Track ID -> where the landmarks of each track seen in the frame before are expected in
+    this one (moved by :func:`follow_motion`), for matching this frame's detections to tracks."""
+    if previous_grey is None:
+        return {}
+    return {
+        track_id: follow_motion(previous_grey, grey, last)
+        for track_id, last in tracker.active(frame_index)
+        if tracker.last_frame(track_id) == frame_index - 1
+    }
+
+
 def _track_backwards(
-    landmarker: LandmarkPredictor, landmarks: np.ndarray, recent: deque[tuple[int, np.ndarray, np.ndarray]]
+    landmarker: LandmarkPredictor,
+    landmarks: np.ndarray,
+    grey: np.ndarray,
+    recent: deque[tuple[int, np.ndarray, np.ndarray]],
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Follow a new face into the frames since the last detection: ``(index, rgb, landmarks)``, newest first."""
+    """Follow a new face, found with ``landmarks`` in the grey frame ``grey``, into the frames
+    since the last detection: ``(index, rgb, landmarks)``, newest first."""
     out = []
-    for index, grey, rgb in reversed(recent):
-        followed = landmarker.follow(grey, landmarks)
+    for index, earlier, rgb in reversed(recent):
+        followed = landmarker.follow(earlier, landmarks, grey)
         if followed is None:
             break
         out.append((index, rgb, followed))
-        landmarks = followed
+        landmarks, grey = followed, earlier
     return out
 
 

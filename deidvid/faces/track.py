@@ -3,8 +3,11 @@
 The tracker sees, per frame, the landmark sets found in that frame and assigns
 each to a track (Hungarian matching on box overlap). Frames where a track was not
 observed are filled by linear interpolation when the gap is short; landmarks are
-then smoothed with the paper's 5-point centred moving average. It is pure logic
-on arrays, independent of detectors and video I/O.
+then smoothed with the paper's 5-point centred moving average, which may move no
+landmark further than a tenth of the face from where it was found (``limit_lag``: a
+fast shake must not be averaged away). Detections may be matched to where a track is
+expected in their frame (its motion, measured by the caller). It is pure logic on
+arrays, independent of detectors and video I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+# Smoothing may move a landmark by at most this fraction of the face's size (``limit_lag``).
+MAX_SMOOTHING_LAG = 0.1
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,22 @@ def moving_average(x: np.ndarray, width: int = 5) -> np.ndarray:
     return (csum[hi] - csum[lo]) / (hi - lo).reshape(shape)
 
 
+def limit_lag(smoothed: np.ndarray, raw: np.ndarray, fraction: float) -> np.ndarray:
+    """``smoothed (L, N, 2)`` landmarks, each point kept within ``fraction`` of its face's size
+    (the larger side of ``raw``'s bounding box in that frame) of where ``raw (L, N, 2)`` has it.
+
+    Smoothing is meant to remove the fit's jitter (a few % of the face); where a centred
+    average moves a face further, the face turned back faster than the window (a fast shake)
+    and the average lags it: the mask would miss part of the face.
+    """
+    size = np.ptp(raw, axis=1).max(axis=1)  # (L,)
+    off = smoothed - raw
+    norm = np.linalg.norm(off, axis=2)  # (L, N)
+    limit = fraction * size[:, None]
+    scale = np.minimum(1.0, limit / np.maximum(norm, 1e-9))
+    return raw + off * scale[..., None]
+
+
 @dataclass
 class _LiveTrack:
     track_id: int
@@ -106,11 +129,14 @@ class FaceTracker:
         max_gap: frames a track may go unseen and still be continued (the gap is
             interpolated); after that it is closed and a reappearing face gets a new ID.
         min_iou: box overlap needed to continue a track from the previous frame.
+        max_lag: how far smoothing may move a landmark from where it was found, as a
+            fraction of the face's size (``limit_lag``).
     """
 
-    def __init__(self, max_gap: int = 15, min_iou: float = 0.3) -> None:
+    def __init__(self, max_gap: int = 15, min_iou: float = 0.3, max_lag: float = MAX_SMOOTHING_LAG) -> None:
         self.max_gap = max_gap
         self.min_iou = min_iou
+        self.max_lag = max_lag
         self._live: list[_LiveTrack] = []
         self._closed: list[_LiveTrack] = []
         self._next_id = 0
@@ -120,15 +146,20 @@ class FaceTracker:
         self._close_stale(frame_index)
         return [(t.track_id, t.last_landmarks) for t in self._live]
 
-    def update(self, frame_index: int, faces: list[np.ndarray]) -> list[int]:
+    def update(
+        self, frame_index: int, faces: list[np.ndarray], expected: dict[int, np.ndarray] | None = None
+    ) -> list[int]:
         """Match ``faces`` (each ``(68, 2)``) seen in a frame to tracks; return their IDs.
 
-        Unmatched faces start new tracks. Frames must come in increasing order.
+        ``expected`` may give, per track ID, where its landmarks are expected in this frame
+        (its last ones moved by the face's motion): the match is made against those instead
+        of the last ones, so a face that moved further than its size in one frame keeps its
+        track. Unmatched faces start new tracks. Frames must come in increasing order.
         """
         self._close_stale(frame_index)
         ids = [-1] * len(faces)
         if faces and self._live:
-            cost = self._match_cost(frame_index, faces)
+            cost = self._match_cost(frame_index, faces, expected or {})
             rows, cols = assign(cost)
             for r, c in zip(rows, cols):
                 if cost[r, c] < 1.0:
@@ -162,12 +193,14 @@ class FaceTracker:
         """Close every track: fill gaps, smooth, and return them ordered by ID."""
         tracks = self._closed + self._live
         self._closed, self._live = [], []
-        return sorted((_to_face_track(t, smooth_width) for t in tracks), key=lambda t: t.track_id)
+        return sorted((_to_face_track(t, smooth_width, self.max_lag) for t in tracks), key=lambda t: t.track_id)
 
-    def _match_cost(self, frame_index: int, faces: list[np.ndarray]) -> np.ndarray:
+    def _match_cost(
+        self, frame_index: int, faces: list[np.ndarray], expected: dict[int, np.ndarray]
+    ) -> np.ndarray:
         """``(faces, tracks)`` cost in [0, 1]; >= 1 means 'do not match'."""
         face_boxes = np.stack([landmark_box(f) for f in faces])
-        track_boxes = np.stack([landmark_box(t.last_landmarks) for t in self._live])
+        track_boxes = np.stack([landmark_box(expected.get(t.track_id, t.last_landmarks)) for t in self._live])
         iou = box_iou(face_boxes, track_boxes)
         cost = 1.0 - iou
         cost[iou < self.min_iou] = 1.0
@@ -189,13 +222,14 @@ class FaceTracker:
         self._live = [t for t in self._live if t not in stale]
 
 
-def _to_face_track(track: _LiveTrack, smooth_width: int) -> FaceTrack:
+def _to_face_track(track: _LiveTrack, smooth_width: int, max_lag: float) -> FaceTrack:
     frames = np.array(sorted(track.frames))
     start, stop = int(frames[0]), int(frames[-1]) + 1
     known = np.stack([track.frames[f] for f in frames])  # (K, 68, 2)
     everywhere = np.arange(start, stop)
     flat = known.reshape(len(frames), -1)
     filled = np.stack([np.interp(everywhere, frames, flat[:, j]) for j in range(flat.shape[1])], axis=1)
-    landmarks = moving_average(filled.reshape(-1, 68, 2), smooth_width)
+    raw = filled.reshape(-1, 68, 2)
+    landmarks = limit_lag(moving_average(raw, smooth_width), raw, max_lag)
     observed = np.isin(everywhere, frames)
     return FaceTrack(track.track_id, start, landmarks, observed)
