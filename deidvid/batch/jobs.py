@@ -66,6 +66,12 @@ def models_for(opts: AnonymiseOptions) -> PipelineModels:
     return _models[key]
 
 
+def forget_models() -> None:
+    """Drop this process's models: the next batch run here loads its own (a batch run in
+    this process, with one worker, must not reuse another batch's models)."""
+    _models.clear()
+
+
 def run_job(job: Job, progress: StageProgress | None = None) -> JobResult:
     """Anonymise one video; every failure becomes the result's one-line error and exit code."""
     from deidvid.anonymise.run import anonymise_video

@@ -79,11 +79,14 @@ class Manifest:
         entry = self.entries.get(key)
         return entry is not None and Path(entry.get("output", "")) == output.absolute()
 
-    def record(self, entry: dict[str, Any]) -> None:
-        """Add or replace ``entry`` (by its ``key``) and rewrite the file atomically."""
+    def record(self, entry: dict[str, Any], write: bool = True) -> None:
+        """Add or replace ``entry`` (by its ``key``) and rewrite the file atomically
+        (``write=False``: kept for the next write)."""
         from deidvid.io.atomic import write_text
 
         self.entries[str(entry["key"])] = entry
+        if not write:
+            return
         lines = (json.dumps(e, sort_keys=True, default=str) for e in self.entries.values())
         write_text(self.path, "".join(line + "\n" for line in lines))
 

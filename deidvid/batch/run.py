@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from deidvid.batch.discover import BatchItem
-from deidvid.batch.jobs import Job, JobResult, run_job
+from deidvid.batch.jobs import Job, JobResult, forget_models, run_job
 from deidvid.batch.manifest import (
     MANIFEST_NAME,
     WRITTEN,
@@ -113,7 +113,9 @@ def run_batch(
     """
     from deidvid import __version__
 
+    forget_models()
     manifest = _open_manifest(out_dir)
+    manifest_existed = manifest is not None and manifest.path.exists()
     options, models = dataclasses.asdict(opts), bundled_models()
     run_fingerprint = fingerprint(options, __version__, models)
     record = _Recorder(manifest, options, run_fingerprint, __version__, models)
@@ -155,7 +157,12 @@ def run_batch(
             if outcomes[i] is None:
                 record.interrupted(items[i])
         raise
-    return [o for o in outcomes if o is not None]
+    done = [o for o in outcomes if o is not None]
+    if manifest is not None and not manifest_existed and not any(o.status in WRITTEN for o in done):
+        # Nothing was written: the output folder is left as it was (the errors are on stderr and
+        # in the --json report), as for a single bad file.
+        manifest.path.unlink(missing_ok=True)
+    return done
 
 
 def _engine_results(jobs: list[Job], workers: int, threads: int | None, settings: BatchSettings, events: BatchEvents):  # noqa: ANN202
@@ -277,7 +284,10 @@ class _Recorder:
         previous = self.manifest.get(item.key) if self.manifest is not None else None
         if previous is not None and previous.get("status") in WRITTEN:
             return
-        self._write({**self._base(item, "error"), "error": message, "exit_code": code})
+        # Written with the first video started (a run that starts none leaves no new manifest).
+        if self.manifest is not None:
+            entry = {**self._base(item, "error"), "error": message, "exit_code": code}
+            self.manifest.record(entry, write=self.manifest.path.exists())
 
     def finished(self, item: BatchItem, result: JobResult, outcome: Outcome) -> None:
         entry = {

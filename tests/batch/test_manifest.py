@@ -75,3 +75,12 @@ def test_complete_only_when_input_output_options_and_status_agree(tmp_path: Path
     dst.unlink()
     manifest.record(entry)
     assert not manifest.is_complete("in.mp4", dst, src, "f")
+
+
+def test_a_process_loads_the_models_once_per_options() -> None:
+    from deidvid.anonymise.options import AnonymiseOptions
+    from deidvid.batch.jobs import models_for
+
+    first = models_for(AnonymiseOptions())
+    assert models_for(AnonymiseOptions()) is first
+    assert models_for(AnonymiseOptions(crf=20)) is not first
