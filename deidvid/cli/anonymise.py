@@ -59,7 +59,7 @@ def anonymise(
                      "most one per video).", show_default=False),
     ] = None,
     engine: Annotated[
-        str, typer.Option(help="local (this machine) | ray (Ray tasks; pip install 'deidvid[ray]'; inputs and "
+        str, typer.Option(help="local (this machine) | ray (Ray tasks; pip install 'deidvid\\[ray]'; inputs and "
                           "outputs on a file system every node sees).")
     ] = "local",
     ray_address: Annotated[
