@@ -144,8 +144,7 @@ def run_batch(
     job_opts = dataclasses.replace(opts, threads=threads)
     jobs = [Job(items[i].src, items[i].dst, items[i].key, job_opts) for i in ready]
     try:
-        for i in ready:
-            record.running(items[i])
+        record.running([items[i] for i in ready])
         for j, result in _engine_results(jobs, workers, threads, settings, events):
             item = items[ready[j]]
             outcome = _finished(item, result, gates)
@@ -153,9 +152,7 @@ def run_batch(
             outcomes[ready[j]] = outcome
             events.finished(outcome)
     except (Interrupted, KeyboardInterrupt):
-        for i in ready:
-            if outcomes[i] is None:
-                record.interrupted(items[i])
+        record.interrupted([items[i] for i in ready if outcomes[i] is None])
         raise
     done = [o for o in outcomes if o is not None]
     if manifest is not None and not manifest_existed and not any(o.status in WRITTEN for o in done):
@@ -273,11 +270,19 @@ class _Recorder:
         if self.manifest is not None:
             self.manifest.record(entry)
 
-    def running(self, item: BatchItem) -> None:
-        self._write(self._base(item, "running"))
+    def _mark(self, items: Sequence[BatchItem], status: str) -> None:
+        """Every item gets ``status``, in one rewrite of the manifest (not one per item)."""
+        if self.manifest is None or not items:
+            return
+        for item in items[:-1]:
+            self.manifest.record(self._base(item, status), write=False)
+        self.manifest.record(self._base(items[-1], status))
 
-    def interrupted(self, item: BatchItem) -> None:
-        self._write(self._base(item, "interrupted"))
+    def running(self, items: Sequence[BatchItem]) -> None:
+        self._mark(items, "running")
+
+    def interrupted(self, items: Sequence[BatchItem]) -> None:
+        self._mark(items, "interrupted")
 
     def error(self, item: BatchItem, message: str, code: int) -> None:
         """An input that failed its checks; the record of an output written earlier is kept."""
