@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from deidvid.faces.track import FaceTrack
+from deidvid.io.decode import VideoInfo
 
 #: Bumped when a key changes meaning or disappears (new keys do not bump it).
 SCHEMA_VERSION = 1
@@ -22,9 +23,10 @@ class TrackReport:
     interpolated_frames: int
     # The pulse transplant for this track (None when it was off): ran, why not, amplitude carried.
     pulse: dict[str, Any] | None = None
+    video: int = 0  # which of the file's video streams (0: the first; see VideoReport.video_streams)
 
     @classmethod
-    def of(cls, track: FaceTrack, pulse: dict[str, Any] | None = None) -> TrackReport:
+    def of(cls, track: FaceTrack, pulse: dict[str, Any] | None = None, video: int = 0) -> TrackReport:
         return cls(
             id=track.track_id,
             start_frame=track.start,
@@ -32,12 +34,35 @@ class TrackReport:
             frames=len(track.landmarks),
             interpolated_frames=int((~track.observed).sum()),
             pulse=pulse,
+            video=video,
         )
 
 
 @dataclass
+class StreamReport:
+    """One video stream of the file (every one is processed and written, in this order)."""
+
+    stream_index: int  # the stream's number in the input container
+    width: int
+    height: int
+    fps: float
+    frames: int
+    frames_written: int
+    faces: int
+    frames_unprocessed: int
+
+    @classmethod
+    def of(cls, info: VideoInfo, frames: int, written: int, faces: int, unprocessed: int) -> StreamReport:
+        return cls(info.stream_index, info.width, info.height, float(info.fps), frames, written, faces, unprocessed)
+
+
+@dataclass
 class VideoReport:
-    """Everything the JSON report says about one anonymised video."""
+    """Everything the JSON report says about one anonymised video.
+
+    Counts (frames, faces, tracks, ...) are summed over the file's video streams;
+    ``width``/``height``/``fps`` are the first stream's; ``video_streams`` has each.
+    """
 
     input: str
     output: str
@@ -61,6 +86,7 @@ class VideoReport:
     keep_pulse: bool = False
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    video_streams: list[StreamReport] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from deidvid.anonymise.fallback import cover_region, lost_face_regions
 from deidvid.anonymise.models import PipelineModels
 from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
-from deidvid.anonymise.report import TrackReport, VideoReport
+from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox
 from deidvid.io.decode import Frame, VideoInfo, probe
@@ -34,69 +35,73 @@ if TYPE_CHECKING:
     from deidvid.pulse.stage import PulseTransplant
 
 
+@dataclass
+class StreamPass:
+    """One video stream of the input, through pass 1 (and then pass 2: ``written``)."""
+
+    video: int  # 0, 1, ...: the stream's place among the file's video streams (and the output's)
+    info: VideoInfo
+    analysis: Analysis
+    lost: dict[int, list[np.ndarray]]  # frame -> boxes of lost faces (covered unless --fallback none)
+    pulse: PulseTransplant | None
+    written: int = 0
+    method_warnings: list[str] = field(default_factory=list)
+
+
 def render(
-    path: Path,
-    out_path: Path,
-    info: VideoInfo,
-    analysis: Analysis,
+    stream: StreamPass,
+    writer: VideoWriter,
     method: Method,
     opts: AnonymiseOptions,
     timer: StageTimer,
-    lost: dict[int, list[np.ndarray]],
     progress: Progress | None = None,
     identity_check: IdentityCheck | None = None,
-    pulse: PulseTransplant | None = None,
 ) -> int:
-    """Pass 2: de-identify every tracked face and write the video. Returns frames written.
-
-    ``lost``: frame -> face boxes to cover with the fallback (empty with ``--fallback none``).
-    """
+    """Pass 2: de-identify every tracked face of ``stream`` and write it. Returns frames written."""
+    info, analysis, pulse = stream.info, stream.analysis, stream.pulse
+    lost = stream.lost if opts.fallback == "blur" else {}
     qp_offset = -face_qp_offset(opts, pulse is not None)
     clips = ClipAccumulator(analysis.tracks, opts.clip_len, opts.overlap, method.paste_mode is PasteMode.RESIDUAL)
     started: set[int] = set()
     pending: deque[Frame] = deque()
     written = 0
-    with VideoWriter(
-        out_path, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, keep_metadata=opts.keep_metadata,
-        threads=opts.threads,
-    ) as writer:
 
-        def flush(decoded_up_to: int) -> None:
-            nonlocal written
-            while pending and clips.is_final(pending[0].index, decoded_up_to):
-                frame = pending.popleft()
-                with timer("paste"):
-                    results = clips.take(frame.index)
-                    rgb = composite(frame, results, method, lost.get(frame.index, []))
-                with timer("encode"):
-                    writer.write(frame, rgb, [face_region(r.box) for r in results], qp_offset)
-                written += 1
-                if progress:
-                    progress("render", written, analysis.frame_count)
+    def flush(decoded_up_to: int) -> None:
+        nonlocal written
+        while pending and clips.is_final(pending[0].index, decoded_up_to):
+            frame = pending.popleft()
+            with timer("paste"):
+                results = clips.take(frame.index)
+                rgb = composite(frame, results, method, lost.get(frame.index, []))
+            with timer("encode"):
+                writer.write(frame, rgb, [face_region(r.box) for r in results], qp_offset, video=stream.video)
+            written += 1
+            if progress:
+                progress("render", written, analysis.frame_count)
 
-        for frame in timed_frames(path, info, timer):
-            with timer("crop"):
-                due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
-            if due:
-                for job, _ in due:
-                    if job.track.track_id not in started:
-                        started.add(job.track.track_id)
-                        method.start_track(job.track)
-                with timer("model"):
-                    # Clips of several faces that end on the same frame share forward passes.
-                    outputs = method.run([clip for _, clip in due])
-                for (job, clip), output in zip(due, outputs):
-                    if pulse is not None:
-                        with timer("pulse"):
-                            output = pulse.apply(clip, output)
-                    if identity_check is not None:
-                        with timer("identity_check"):
-                            identity_check.observe(clip.frames, output, clip.landmarks)
-                    with timer("blend"):
-                        clips.add_output(job, clip, output)
-            pending.append(frame)
-            flush(frame.index)
-        flush(np.iinfo(np.int64).max)
+    for frame in timed_frames(info.path, info, timer):
+        with timer("crop"):
+            due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
+        if due:
+            for job, _ in due:
+                if job.track.track_id not in started:
+                    started.add(job.track.track_id)
+                    method.start_track(job.track)
+            with timer("model"):
+                # Clips of several faces that end on the same frame share forward passes.
+                outputs = method.run([clip for _, clip in due])
+            for (job, clip), output in zip(due, outputs):
+                if pulse is not None:
+                    with timer("pulse"):
+                        output = pulse.apply(clip, output)
+                if identity_check is not None:
+                    with timer("identity_check"):
+                        identity_check.observe(clip.frames, output, clip.landmarks)
+                with timer("blend"):
+                    clips.add_output(job, clip, output)
+        pending.append(frame)
+        flush(frame.index)
+    flush(np.iinfo(np.int64).max)
     return written
 
 
@@ -126,6 +131,40 @@ def composite(frame: Frame, results: list[FaceResult], method: Method, lost: lis
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
+def find_stream_faces(
+    video: int,
+    info: VideoInfo,
+    method: Method,
+    models: PipelineModels,
+    opts: AnonymiseOptions,
+    keep_pulse: bool,
+    timer: StageTimer,
+    progress: Progress | None,
+) -> StreamPass:
+    """Pass 1 of one video stream: its faces, lost-face places and the pulse to carry."""
+    method.start_video()
+    observer = method.observer()
+    analysis = find_faces(
+        info.path, info, opts.finding, models.detector, models.landmarker, timer, progress, [observer] if observer else []
+    )
+    pulse = None
+    if keep_pulse:
+        from deidvid.pulse.stage import PulseTransplant
+
+        pulse = PulseTransplant()
+        pulse.prepare(analysis.tracks, analysis.times_s)
+    hold = int(round(opts.fallback_seconds * float(info.fps or 25)))
+    lost = lost_face_regions(analysis.tracks, analysis.frame_count, hold)
+    return StreamPass(video, info, analysis, lost, pulse)
+
+
+def stream_progress(progress: Progress | None, done_before: int, total: int) -> Progress | None:
+    """``progress`` for one of several video streams: counts run on over the file's frames."""
+    if progress is None or (done_before == 0 and total == 0):
+        return progress
+    return lambda stage, done, _: progress(stage, done_before + done, total)
+
+
 def anonymise_video(
     src: Path,
     dst: Path,
@@ -135,76 +174,99 @@ def anonymise_video(
 ) -> VideoReport:
     """Anonymise ``src`` into ``dst`` (written atomically) and report what was done.
 
-    ``models`` (built from ``opts``) may be shared by the videos of a batch.
+    Every video stream of ``src`` is processed in turn (pass 1, then pass 2) and written as
+    a stream of ``dst``. ``models`` (built from ``opts``) may be shared by the videos of a batch.
     """
     timer = StageTimer()
     t0 = time.perf_counter()
     models = models or PipelineModels(opts)
     info = probe(src)
+    infos = [info] + [probe(src, index) for index in info.video_stream_indices[1:]]
     with timer("model"):
         method = models.method
     keep_pulse = method.replaces_pixels if opts.keep_pulse is None else opts.keep_pulse
-    pulse = None
-    if keep_pulse:
-        from deidvid.pulse.stage import PulseTransplant
-
-        pulse = PulseTransplant()
-    observer = method.observer()
-    analysis = find_faces(
-        src, info, opts.finding, models.detector, models.landmarker, timer, progress, [observer] if observer else []
-    )
-    if pulse is not None:
-        pulse.prepare(analysis.tracks, analysis.times_s)
-    hold = int(round(opts.fallback_seconds * float(info.fps or 25)))
-    lost_all = lost_face_regions(analysis.tracks, analysis.frame_count, hold)
-    lost = lost_all if opts.fallback == "blur" else {}
-    check = None
-    if opts.identity_check and analysis.tracks:
-        with timer("identity_check"):
-            check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
-    written = render(src, dst, info, analysis, method, opts, timer, lost, progress, check, pulse)
-    face_frames = set()
-    for t in analysis.tracks:
-        face_frames.update(range(t.start, t.end))
-    warnings = format_notes(info)
-    if info.video_streams > 1:
-        warnings.append(
-            f"the input has {info.video_streams} video streams: only stream #{info.stream_index} was searched for "
-            "faces, anonymised and written; the others were left out of the output"
-        )
-    if not analysis.tracks:
-        where = f" in video stream #{info.stream_index}" if info.video_streams > 1 else ""
-        warnings.append(f"no face found{where}: the output is the input re-encoded")
-    if lost_all:
-        action = "covered by blur" if opts.fallback == "blur" else "LEFT UNTOUCHED (--fallback none)"
-        warnings.append(f"{len(lost_all)} frame(s) had a lost face {action}")
-    warnings.extend(method.warnings())
-    if pulse is not None:
-        warnings.extend(pulse.warnings())
-    if check is not None:
-        warnings.extend(check.warnings())
+    check: IdentityCheck | None = None
+    streams: list[StreamPass] = []
+    total = sum(i.frame_count for i in infos) if len(infos) > 1 else 0
+    with VideoWriter(
+        dst, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, keep_metadata=opts.keep_metadata,
+        threads=opts.threads, more_videos=infos[1:],
+    ) as writer:
+        for video, stream_info in enumerate(infos):
+            shown = stream_progress(progress, sum(s.info.frame_count for s in streams), total)
+            stream = find_stream_faces(video, stream_info, method, models, opts, keep_pulse, timer, shown)
+            if opts.identity_check and stream.analysis.tracks and check is None:
+                with timer("identity_check"):
+                    check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
+            stream.written = render(stream, writer, method, opts, timer, shown, check)
+            stream.method_warnings = method.warnings()
+            streams.append(stream)
     timings = {k: round(v, 3) for k, v in timer.seconds.items()}
     timings["total"] = round(time.perf_counter() - t0, 3)
+    return video_report(src, dst, opts, streams, keep_pulse, check, timings)
+
+
+def stream_warnings(stream: StreamPass, opts: AnonymiseOptions, several: bool) -> list[str]:
+    """The report's warnings about one video stream (prefixed with the stream when there are several)."""
+    lines = format_notes(stream.info)
+    if not stream.analysis.tracks:
+        lines.append("no face found: the output is the input re-encoded")
+    if stream.lost:
+        action = "covered by blur" if opts.fallback == "blur" else "LEFT UNTOUCHED (--fallback none)"
+        lines.append(f"{len(stream.lost)} frame(s) had a lost face {action}")
+    lines.extend(stream.method_warnings)
+    if stream.pulse is not None:
+        lines.extend(stream.pulse.warnings())
+    prefix = f"video stream #{stream.info.stream_index}: " if several else ""
+    return [prefix + line for line in lines]
+
+
+def video_report(
+    src: Path,
+    dst: Path,
+    opts: AnonymiseOptions,
+    streams: list[StreamPass],
+    keep_pulse: bool,
+    check: IdentityCheck | None,
+    timings: dict[str, float],
+) -> VideoReport:
+    """The report of a whole video: counts summed over its video streams, the picture's size and rate from the first."""
+    first = streams[0].info
+    several = len(streams) > 1
+    warnings = [w for s in streams for w in stream_warnings(s, opts, several)]
+    if check is not None:
+        warnings.extend(check.warnings())
+    tracks, frames_with_faces = [], 0
+    for s in streams:
+        pulse = s.pulse
+        tracks += [
+            TrackReport.of(t, pulse.track_summary(t.track_id) if pulse else None, video=s.video) for t in s.analysis.tracks
+        ]
+        face_frames = set(s.lost)
+        for t in s.analysis.tracks:
+            face_frames.update(range(t.start, t.end))
+        frames_with_faces += len(face_frames)
     return VideoReport(
         input=str(src),
         output=str(dst),
         method=opts.method,
-        width=info.width,
-        height=info.height,
-        fps=float(info.fps),
-        frames=analysis.frame_count,
-        frames_written=written,
-        faces=len(analysis.tracks),
-        tracks=[TrackReport.of(t, pulse.track_summary(t.track_id) if pulse else None) for t in analysis.tracks],
-        frames_with_faces=len(face_frames | set(lost_all)),
-        face_frames_processed=sum(len(t.landmarks) for t in analysis.tracks),
-        face_frames_interpolated=sum(int((~t.observed).sum()) for t in analysis.tracks),
-        frames_unprocessed=len(lost_all),
+        width=first.width,
+        height=first.height,
+        fps=float(first.fps),
+        frames=sum(s.analysis.frame_count for s in streams),
+        frames_written=sum(s.written for s in streams),
+        faces=len(tracks),
+        tracks=tracks,
+        frames_with_faces=frames_with_faces,
+        face_frames_processed=sum(len(t.landmarks) for s in streams for t in s.analysis.tracks),
+        face_frames_interpolated=sum(int((~t.observed).sum()) for s in streams for t in s.analysis.tracks),
+        frames_unprocessed=sum(len(s.lost) for s in streams),
         fallback=opts.fallback,
-        detection_frames=analysis.detection_frames,
-        detections=analysis.detections,
+        detection_frames=sum(s.analysis.detection_frames for s in streams),
+        detections=sum(s.analysis.detections for s in streams),
         identity_check=check.summary() if check is not None else None,
         keep_pulse=keep_pulse,
         timings_s=timings,
         warnings=warnings,
+        video_streams=[StreamReport.of(s.info, s.analysis.frame_count, s.written, len(s.analysis.tracks), len(s.lost)) for s in streams],
     )

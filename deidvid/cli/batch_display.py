@@ -128,7 +128,9 @@ def report_table(entry: dict[str, Any]) -> Table:
     """One video's report as a table."""
     table = Table(title=f"{entry['input']} -> {entry['output']}", show_header=False)
     table.add_row("method", entry["method"])
-    table.add_row("frames", f"{entry['frames_written']}/{entry['frames']} at {entry['fps']:.3f} fps")
+    streams = len(entry.get("video_streams") or ()) or 1
+    where = f" in {streams} video streams, the first" if streams > 1 else ""
+    table.add_row("frames", f"{entry['frames_written']}/{entry['frames']}{where} at {entry['fps']:.3f} fps")
     table.add_row("faces (tracks)", str(entry["faces"]))
     table.add_row("face frames processed", f"{entry['face_frames_processed']} ({entry['face_frames_interpolated']} interpolated)")
     table.add_row("frames with a lost face", f"{entry['frames_unprocessed']} (fallback: {entry['fallback']})")

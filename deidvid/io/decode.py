@@ -69,12 +69,18 @@ class VideoInfo:
     declared_duration_s: float | None = None  # the container's own figure for the video stream
     frame_count_indexed: bool = False  # frame_count read from a sample index, not by demuxing
     pix_fmt: str = "yuv420p"
-    video_streams: int = 1  # moving-picture video streams in the file (cover art not counted); one is read
+    # Every moving-picture video stream of the file (cover art not counted); this info describes ``stream_index``.
+    video_stream_indices: tuple[int, ...] = ()
     colorspace: int = 2  # AVColorSpace (2 = unspecified)
     color_range: int = 0  # AVColorRange (0 = unspecified, 1 = limited, 2 = full)
     color_primaries: int = 2  # AVColorPrimaries (2 = unspecified)
     color_trc: int = 2  # AVColorTransferCharacteristic (2 = unspecified)
     audio_codecs: tuple[str, ...] = ()
+
+    @property
+    def video_streams(self) -> int:
+        """How many moving-picture video streams the file has (at least this one)."""
+        return max(len(self.video_stream_indices), 1)
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -164,12 +170,24 @@ def _reason(err: BaseException) -> str:
     return str(message).split(":")[0].strip().rstrip(".") or type(err).__name__
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    """The first real video stream (cover art in audio files does not count)."""
-    for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
+def _moving_video_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The video streams that are moving pictures (cover art in audio files does not count)."""
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+
+
+def _video_stream(
+    container: av.container.InputContainer, path: Path, stream_index: int | None = None
+) -> av.video.stream.VideoStream:
+    """Video stream ``stream_index`` (container numbering), or the first moving one when None."""
+    moving = _moving_video_streams(container)
+    if not moving:
+        raise BadInputError(f"{path}: contains no video stream")
+    if stream_index is None:
+        return moving[0]
+    for stream in moving:
+        if stream.index == stream_index:
             return stream
-    raise BadInputError(f"{path}: contains no video stream")
+    raise BadInputError(f"{path}: has no video stream #{stream_index}")
 
 
 def _is_still_image(container: av.container.InputContainer) -> bool:
@@ -223,8 +241,11 @@ def _frame_rate(
     raise BadInputError(f"{path}: cannot determine the frame rate")
 
 
-def probe(path: str | Path) -> VideoInfo:
+def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
     """Read a video's properties; decodes the first frame to check that it decodes.
+
+    ``stream_index`` picks a video stream (container numbering, see
+    ``VideoInfo.video_stream_indices``); None: the first.
 
     Raises:
         BadInputError: missing file, not a video, no video stream, unreadable or
@@ -235,7 +256,7 @@ def probe(path: str | Path) -> VideoInfo:
     try:
         if _is_still_image(container):
             raise BadInputError(f"{path}: is a still image, not a video")
-        stream = _video_stream(container, path)
+        stream = _video_stream(container, path, stream_index)
         first = _first_frame(container, stream, path)
         rotation = _normalise_rotation(first.rotation)
         frame_count, indexed = _frame_count(path, stream)
@@ -252,9 +273,6 @@ def probe(path: str | Path) -> VideoInfo:
         if rotation % 180:
             width, height = height, width
         audio = [s for s in container.streams.audio]
-        from av.stream import Disposition
-
-        moving = [s for s in container.streams.video if not (s.disposition & Disposition.attached_pic)]
         return VideoInfo(
             path=path,
             width=width,
@@ -272,7 +290,7 @@ def probe(path: str | Path) -> VideoInfo:
             declared_duration_s=declared,
             frame_count_indexed=indexed,
             pix_fmt=first.format.name,
-            video_streams=max(len(moving), 1),
+            video_stream_indices=tuple(s.index for s in _moving_video_streams(container)),
             colorspace=int(first.colorspace),
             color_range=int(first.color_range),
             color_primaries=int(first.color_primaries),

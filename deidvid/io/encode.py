@@ -9,6 +9,7 @@ What the output keeps from the source (:class:`~deidvid.io.decode.VideoInfo`):
   display-matrix rotation (PyAV >= 18 ``set_display_rotation``). With an older PyAV
   the frames are written already rotated, without rotation metadata (same picture).
 - the colour matrix, range and tags, so unchanged pixels come back as they were.
+- every video stream, each encoded from its own processed frames (``more_videos``).
 - container metadata: by default only tags that describe the file (``creation_time``,
   ``timecode``); free text such as ``title``, ``comment`` or ``artist`` often names the
   person filmed and is dropped unless ``keep_metadata`` (then custom keys too, via
@@ -148,6 +149,8 @@ class VideoWriter:
         threads: x264 threads (None: x264's own choice, 1.5 per core). A batch worker that
             has a share of the cores uses that share: x264's threads beyond it only contend.
             The picture's quality is the same; the bits may differ with the thread count.
+        more_videos: further video streams of the same file to write (``probe(path, index)``
+            of each), as streams 1, 2, ... of the output, in this order.
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class VideoWriter:
         preset: str = "medium",
         keep_metadata: bool = False,
         threads: int | None = None,
+        more_videos: Sequence[VideoInfo] = (),
     ) -> None:
         out_path = Path(out_path)
         out_format = check_output_path(out_path, info.path)
@@ -170,16 +174,13 @@ class VideoWriter:
             raise UsageError(f"unknown x264 preset {preset!r} (use one of {', '.join(PRESETS)})")
         self.out_path = out_path
         self.info = info
-        self.frames_written = 0
-        self._last_pts: int | None = None  # the latest presentation time written (time_base ticks)
         self._keep_metadata = keep_metadata
-        self._last_pts: int | None = None
         self._audio_reader: av.container.InputContainer | None = None
         self._audio_packets = None
         self._pending_audio: av.Packet | None = None
         self._container: av.container.OutputContainer | None = None
         self._closed = False
-        self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
+        self._videos: list[_VideoOut] = []
         remove_stale(out_path, keep=[info.path])  # left by a run that was killed (SIGKILL)
         try:
             self._temp = TempFile(out_path)
@@ -193,10 +194,8 @@ class VideoWriter:
             self._temp.discard()
             raise BadInputError(f"{out_path}: cannot write here ({err})") from None
         try:
-            # Without PyAV's display-matrix writer, store the frames already rotated.
-            self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
-            self._video = self._add_video_stream(crf, lossless, preset, threads)
-            self._lossless = lossless
+            for source in (info, *more_videos):
+                self._videos.append(_VideoOut(self._container, source, crf, lossless, preset, threads))
             self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
             self._container.metadata.update(copied_metadata(info.metadata, self._keep_metadata))
             self._container.start_encoding()  # writes the header: fail now, not after encoding
@@ -205,31 +204,6 @@ class VideoWriter:
             raise
 
     # -- set-up -------------------------------------------------------------------------
-    def _add_video_stream(self, crf: int, lossless: bool, preset: str, threads: int | None) -> av.video.stream.VideoStream:
-        info = self.info
-        width, height = (info.width, info.height) if self._rotate_pixels else info.stored_size
-        if lossless:
-            codec, pix_fmt, options = "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
-        else:
-            codec, pix_fmt = "libx264", output_pix_fmt(info.pix_fmt, width, height)
-            options = {"crf": str(crf), "preset": preset}
-        if threads is not None:
-            options["threads"] = str(threads)
-        stream = self._container.add_stream(codec, rate=info.fps, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.codec_context.time_base = info.time_base
-        stream.time_base = info.time_base
-        if not lossless:
-            context = stream.codec_context
-            context.color_range = 2 if info.color_range == 2 else 1
-            context.colorspace = _output_colorspace(info)
-            context.color_primaries = info.color_primaries
-            context.color_trc = info.color_trc
-        if info.rotation and not self._rotate_pixels:
-            stream.set_display_rotation(info.rotation)
-        self._pix_fmt = pix_fmt
-        return stream
-
     def _add_audio_streams(self) -> dict[int, av.stream.Stream]:
         """Output audio streams keyed by input stream index; opens the audio reader."""
         reader = open_input(self.info.path)
@@ -255,56 +229,28 @@ class VideoWriter:
         return tags
 
     # -- writing ------------------------------------------------------------------------
-    def write(self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region] = (), qp_offset: int = 0) -> None:
-        """Encode ``rgb`` ((H,W,3) uint8, display orientation) at ``frame``'s timestamp.
+    @property
+    def frames_written(self) -> int:
+        """Frames written to the first video stream."""
+        return self._videos[0].frames_written if self._videos else 0
+
+    def write(
+        self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region] = (), qp_offset: int = 0, video: int = 0
+    ) -> None:
+        """Encode ``rgb`` ((H,W,3) uint8, display orientation) at ``frame``'s timestamp into
+        video stream ``video`` (0: ``info``'s, k: ``more_videos[k - 1]``'s).
 
         ``regions`` (display pixels) are coded ``qp_offset`` QP finer (< 0) than the rest
-        (:func:`with_regions_of_interest`).
+        (:func:`with_regions_of_interest`). Audio is interleaved with the first video stream;
+        the others may be written after it, one at a time (the muxer keeps each stream's order).
         """
-        video_frame = self._video_frame(frame, rgb)
-        self._last_pts = video_frame.pts if self._last_pts is None else max(self._last_pts, video_frame.pts)
-        if regions and qp_offset and not self._lossless:
-            video_frame = with_regions_of_interest(video_frame, self._stored_regions(regions), qp_offset)
+        out = self._videos[video]
         try:
-            self._container.mux(self._video.encode(video_frame))
+            self._container.mux(out.encode(frame, rgb, regions, qp_offset))
         except av.error.FFmpegError as err:
             raise DeidvidError(f"{self.out_path}: encoding failed at frame {frame.index} ({err})") from None
-        self.frames_written += 1
-        self._copy_audio_until(float(video_frame.pts * self.info.time_base))
-
-    def _video_frame(self, frame: Frame, rgb: np.ndarray) -> av.VideoFrame:
-        """``rgb`` converted to the stream's stored orientation and pixel format, with ``frame``'s timestamp."""
-        info = self.info
-        if rgb.shape != (info.height, info.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"expected ({info.height}, {info.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
-        if info.rotation and not self._rotate_pixels:
-            rgb = np.rot90(rgb, k=-(info.rotation // 90))  # back to the stored orientation
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        if self._pix_fmt != "rgb24":
-            video_frame = self._reformatter.reformat(
-                video_frame,
-                format=self._pix_fmt,
-                dst_colorspace=_SWS_COLORSPACE.get(_output_colorspace(info)),
-                dst_color_range=2 if info.color_range == 2 else 1,
-                interpolation=_YUV_INTERPOLATION,
-            )
-        video_frame.pts = self._next_pts(frame)
-        video_frame.time_base = info.time_base
-        return video_frame
-
-    def _stored_regions(self, regions: Sequence[Region]) -> list[Region]:
-        """Display-orientation regions in the stored frame's pixels."""
-        info = self.info
-        turns = (info.rotation // 90) % 4 if info.rotation and not self._rotate_pixels else 0
-        return [rotate_region(r, info.width, info.height, turns) for r in regions]
-
-    def _next_pts(self, frame: Frame) -> int:
-        """The source pts; made strictly increasing, as the encoder requires."""
-        pts = frame.pts if frame.pts is not None else round(Fraction(frame.time_s) / self.info.time_base)
-        if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1
-        self._last_pts = pts
-        return pts
+        if video == 0:
+            self._copy_audio_until(out.last_time_s)
 
     def _copy_audio_until(self, time_s: float | None) -> None:
         """Mux source audio packets up to ``time_s`` (all remaining ones when None)."""
@@ -334,10 +280,11 @@ class VideoWriter:
         if self._closed:
             return
         try:
-            if self.frames_written == 0:
+            if any(out.frames_written == 0 for out in self._videos):
                 raise DeidvidError(f"{self.out_path}: no frames were written")
             try:
-                self._container.mux(self._with_last_duration(self._video.encode(None)))
+                for out in self._videos:
+                    self._container.mux(out.flush())
             except av.error.FFmpegError as err:
                 raise DeidvidError(f"{self.out_path}: encoding failed ({err})") from None
             self._copy_audio_until(None)
@@ -354,26 +301,6 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-
-    def _with_last_duration(self, packets: list[av.Packet]) -> list[av.Packet]:
-        """The flushed packets, the last frame and the last packet (in decode order)
-        lasting as long as the source's last frame, so the stream's duration and average
-        frame rate are the source's (the muxer would otherwise give them the nominal frame
-        duration, which a variable frame rate's last frame need not have). Only when every
-        frame was written (a cut-short input has no end to keep) and the source declares
-        its duration."""
-        info = self.info
-        if not packets or info.declared_duration_s is None or self._last_pts is None:
-            return packets
-        if self.frames_written != info.frame_count:
-            return packets
-        end = round((info.start_s + info.declared_duration_s) / info.time_base)
-        if end > self._last_pts:
-            # The last sample's duration makes the average rate; the last frame's, the end.
-            for packet in packets:
-                if packet is packets[-1] or packet.pts == self._last_pts:
-                    packet.duration = end - self._last_pts
-        return packets
 
     def abort(self) -> None:
         """Close everything and delete the temp file; ``out_path`` is not touched."""
@@ -404,3 +331,117 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+class _VideoOut:
+    """One H.264 video stream of a :class:`VideoWriter`, written from the frames of ``info``'s stream."""
+
+    def __init__(
+        self,
+        container: av.container.OutputContainer,
+        info: VideoInfo,
+        crf: int,
+        lossless: bool,
+        preset: str,
+        threads: int | None,
+    ) -> None:
+        self.info = info
+        self.frames_written = 0
+        self.last_pts: int | None = None  # the latest presentation time written (time_base ticks)
+        self._lossless = lossless
+        # Without PyAV's display-matrix writer, store the frames already rotated.
+        self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
+        self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
+        width, height = (info.width, info.height) if self._rotate_pixels else info.stored_size
+        if lossless:
+            codec, pix_fmt, options = "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
+        else:
+            codec, pix_fmt = "libx264", output_pix_fmt(info.pix_fmt, width, height)
+            options = {"crf": str(crf), "preset": preset}
+        if threads is not None:
+            options["threads"] = str(threads)
+        stream = container.add_stream(codec, rate=info.fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.time_base = info.time_base
+        stream.time_base = info.time_base
+        if not lossless:
+            context = stream.codec_context
+            context.color_range = 2 if info.color_range == 2 else 1
+            context.colorspace = _output_colorspace(info)
+            context.color_primaries = info.color_primaries
+            context.color_trc = info.color_trc
+        if info.rotation and not self._rotate_pixels:
+            stream.set_display_rotation(info.rotation)
+        self._pix_fmt = pix_fmt
+        self.stream = stream
+
+    @property
+    def last_time_s(self) -> float:
+        return float(self.last_pts * self.info.time_base)
+
+    def encode(self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int) -> list[av.Packet]:
+        """The packets that encoding ``rgb`` at ``frame``'s time gives (see :meth:`VideoWriter.write`)."""
+        video_frame = self._video_frame(frame, rgb)
+        if regions and qp_offset and not self._lossless:
+            video_frame = with_regions_of_interest(video_frame, self._stored_regions(regions), qp_offset)
+        packets = self.stream.encode(video_frame)
+        self.frames_written += 1
+        return packets
+
+    def flush(self) -> list[av.Packet]:
+        """The encoder's remaining packets, the last one lasting as the source's last frame."""
+        return self._with_last_duration(self.stream.encode(None))
+
+    def _video_frame(self, frame: Frame, rgb: np.ndarray) -> av.VideoFrame:
+        """``rgb`` converted to the stream's stored orientation and pixel format, with ``frame``'s timestamp."""
+        info = self.info
+        if rgb.shape != (info.height, info.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected ({info.height}, {info.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        if info.rotation and not self._rotate_pixels:
+            rgb = np.rot90(rgb, k=-(info.rotation // 90))  # back to the stored orientation
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if self._pix_fmt != "rgb24":
+            video_frame = self._reformatter.reformat(
+                video_frame,
+                format=self._pix_fmt,
+                dst_colorspace=_SWS_COLORSPACE.get(_output_colorspace(info)),
+                dst_color_range=2 if info.color_range == 2 else 1,
+                interpolation=_YUV_INTERPOLATION,
+            )
+        video_frame.pts = self._next_pts(frame)
+        video_frame.time_base = info.time_base
+        return video_frame
+
+    def _stored_regions(self, regions: Sequence[Region]) -> list[Region]:
+        """Display-orientation regions in the stored frame's pixels."""
+        info = self.info
+        turns = (info.rotation // 90) % 4 if info.rotation and not self._rotate_pixels else 0
+        return [rotate_region(r, info.width, info.height, turns) for r in regions]
+
+    def _next_pts(self, frame: Frame) -> int:
+        """The source pts; made strictly increasing, as the encoder requires."""
+        pts = frame.pts if frame.pts is not None else round(Fraction(frame.time_s) / self.info.time_base)
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1
+        self.last_pts = pts
+        return pts
+
+    def _with_last_duration(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """The flushed packets, the last frame and the last packet (in decode order)
+        lasting as long as the source's last frame, so the stream's duration and average
+        frame rate are the source's (the muxer would otherwise give them the nominal frame
+        duration, which a variable frame rate's last frame need not have). Only when every
+        frame was written (a cut-short input has no end to keep) and the source declares
+        its duration."""
+        info = self.info
+        if not packets or info.declared_duration_s is None or self.last_pts is None:
+            return packets
+        if self.frames_written != info.frame_count:
+            return packets
+        end = round((info.start_s + info.declared_duration_s) / info.time_base)
+        if end > self.last_pts:
+            # The last sample's duration makes the average rate; the last frame's, the end.
+            for packet in packets:
+                if packet is packets[-1] or packet.pts == self.last_pts:
+                    packet.duration = end - self.last_pts
+        return packets

@@ -79,6 +79,10 @@ class Method(ABC):
     interpolation: int = cv2.INTER_LINEAR
     replaces_pixels: bool = True
 
+    def start_video(self) -> None:  # noqa: B027 - optional hook
+        """Called before pass 1 of each video (each video stream): forget the last one's
+        tracks (track ids start again) and warnings; the loaded models stay."""
+
     def observer(self) -> FaceObserver | None:
         """A pass-1 observer, or None when the method needs none."""
         return None

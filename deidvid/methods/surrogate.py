@@ -46,6 +46,13 @@ class SurrogateFace(Method):
         self.chosen: dict[int, int] = {}
         self.covered: set[tuple[int, int]] = set()  # (track, frame) drawn as the blur cover
 
+    def start_video(self) -> None:
+        if self._observer is not None:
+            self._observer.start_video()
+        self.tracks.clear()
+        self.chosen.clear()
+        self.covered.clear()
+
     def observer(self) -> MeshObserver:
         from deidvid.surrogate.meshtrack import MeshObserver
 

@@ -83,6 +83,10 @@ class MeshObserver:
         self.mesh = FaceMesh(device)
         self.iris = IrisModel(device)
         self.batch = batch
+        self.start_video()
+
+    def start_video(self) -> None:
+        """Forget every track seen so far (a new video's track ids start again); the models stay."""
         self.pending: list[tuple[int, int, np.ndarray, SquareCrop]] = []
         self.observations: dict[int, dict[int, Observation]] = {}
         self.samples: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}

@@ -376,6 +376,10 @@ def verify_videos_with_series(
     info = probe(original)
     deid_info = probe(deidentified)
     check_compatible(info, deid_info)
+    if info.video_streams > 1:
+        warnings.append(
+            f"the original has {info.video_streams} video streams: verify compares the first (#{info.stream_index}) only"
+        )
     truth = read_ground_truth(options.ppg) if options.ppg is not None else None
 
     if analysis is None:

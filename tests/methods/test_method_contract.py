@@ -37,6 +37,11 @@ class _GreyFace(Method):
         self.grey: dict[int, float] = {}
         self.pass1 = _Observer()
         self.frames_finished = 0
+        self.videos_started = 0
+
+    def start_video(self) -> None:
+        self.videos_started += 1
+        self.grey.clear()
 
     def observer(self):  # noqa: ANN201
         return self.pass1
@@ -62,8 +67,23 @@ def test_a_new_method_gets_every_hook(tmp_path, monkeypatch):
     # pass 1 saw the original face in (almost) every frame of the track, before smoothing/gap filling
     assert len(method.pass1.seen[track.id]) >= track.frames - track.interpolated_frames
     assert set(method.grey) == {track.id}
+    assert method.videos_started == 1
     assert method.frames_finished == track.frames  # after paste, every frame with a face
     # the face is the track's grey where the mask is solid
     out = [f.rgb for f in iter_frames(tmp_path / "out.mp4", probe(tmp_path / "out.mp4"))]
     centre = out[20][110:130, 150:170].reshape(-1, 3)  # the synthetic face's middle (320x240 frame)
     assert np.abs(centre.astype(float) - 0.25 * 255).max() <= 2
+
+
+def test_start_video_forgets_the_last_videos_tracks(tmp_path):
+    """A batch shares one method between videos: a new video's track 0 is not the last one's."""
+    from deidvid.methods.surrogate import SurrogateFace
+
+    src = make_face_video(tmp_path / "in.mp4", n_frames=20, audio=False)
+    models = PipelineModels(AnonymiseOptions(method="surrogate", identity_check=False, keep_pulse=False))
+    anonymise_video(src, tmp_path / "out.mp4", models.opts, models=models)
+    method = models.method
+    assert isinstance(method, SurrogateFace) and method.chosen and method.observer().samples
+    method.start_video()
+    assert not (method.tracks or method.chosen or method.covered)
+    assert not (method.observer().samples or method.observer().tracks or method.observer().observations)
