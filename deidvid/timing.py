@@ -27,9 +27,9 @@ class StageTimer:
             self.seconds[stage] += time.perf_counter() - t0
 
 
-def timed_frames(path: Path, info: VideoInfo, timer: StageTimer) -> Iterator[Frame]:
+def timed_frames(path: Path, info: VideoInfo, timer: StageTimer, deep: bool = False) -> Iterator[Frame]:
     """``iter_frames`` with the decoding time booked to the 'decode' stage."""
-    frames = iter_frames(path, info)
+    frames = iter_frames(path, info, deep=deep)
     while True:
         with timer("decode"):
             frame = next(frames, None)

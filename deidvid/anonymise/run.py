@@ -25,7 +25,7 @@ from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox
-from deidvid.io.decode import Frame, VideoInfo, probe
+from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
 from deidvid.measure.identity_check import IdentityCheck
 from deidvid.methods.base import Method, PasteMode
@@ -79,7 +79,7 @@ def render(
             if progress:
                 progress("render", written, analysis.frame_count)
 
-    for frame in timed_frames(info.path, info, timer):
+    for frame in timed_frames(info.path, info, timer, deep=not opts.lossless):
         with timer("crop"):
             due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
         if due:
@@ -119,16 +119,20 @@ def face_region(box: CropBox) -> tuple[int, int, int, int]:
 
 
 def composite(frame: Frame, results: list[FaceResult], method: Method, lost: list[np.ndarray]) -> np.ndarray:
-    """Paste every face's result and cover lost faces in one frame; returns ``(H, W, 3)`` uint8."""
+    """Paste every face's result and cover lost faces in one frame; returns ``(H, W, 3)``
+    uint8, or uint16 when the frame has a deep picture (``Frame.deep``: kept in full outside the faces)."""
     if not results and not lost:
-        return frame.rgb
-    canvas = frame.rgb.astype(np.float32)
+        return frame.rgb if frame.deep is None else frame.deep
+    # The canvas is on the 0..255 scale either way; a deep picture's finer levels stay as fractions.
+    canvas = frame.rgb.astype(np.float32) if frame.deep is None else frame.deep.astype(np.float32) / DEEP_SCALE
     for r in results:
         paste_face(canvas, r.track.at(frame.index), r.box, r.value, method.paste_mode, method.interpolation)
     for region in lost:
         cover_region(canvas, frame.rgb, region)
     method.finish_frame(frame.index, canvas)
-    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    if frame.deep is None:
+        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(canvas * DEEP_SCALE), 0, 65535).astype(np.uint16)
 
 
 def find_stream_faces(
@@ -208,7 +212,7 @@ def anonymise_video(
 
 def stream_warnings(stream: StreamPass, opts: AnonymiseOptions, several: bool) -> list[str]:
     """The report's warnings about one video stream (prefixed with the stream when there are several)."""
-    lines = format_notes(stream.info)
+    lines = format_notes(stream.info, opts.lossless)
     if not stream.analysis.tracks:
         lines.append("no face found: the output is the input re-encoded")
     if stream.lost:

@@ -36,6 +36,9 @@ RGB_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interp
 _TRUNCATION_TOLERANCE_S = 0.5
 _TRUNCATION_TOLERANCE_FRAMES = 3
 
+# 16-bit RGB (``Frame.deep``) levels per 8-bit level: 65535 / 255.
+DEEP_SCALE = 257
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -96,12 +99,16 @@ class Frame:
     ``time_s`` is the presentation time in seconds on the stream's own timeline
     (usually 0 for the first frame; ``VideoInfo.start_s`` otherwise).
     ``rgb`` is (H, W, 3) uint8, C-contiguous, display orientation.
+    ``deep`` is the same picture as (H, W, 3) uint16 RGB (0..65535, i.e. ``DEEP_SCALE``
+    times the 8-bit scale) for a source of more than 8 bits per component when
+    :func:`iter_frames` was asked for it (the encoder keeps its finer levels); else None.
     """
 
     index: int
     pts: int | None
     time_s: float
     rgb: np.ndarray
+    deep: np.ndarray | None = None
 
 
 def check_input_file(path: Path) -> None:
@@ -316,20 +323,33 @@ def _first_frame(
     raise BadInputError(f"{path}: the video stream has no decodable frames")
 
 
-def to_rgb(frame: av.VideoFrame, rotation: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
-    """Decoded frame -> (H,W,3) uint8 C-contiguous RGB in display orientation.
+def bit_depth(pix_fmt: str) -> int:
+    """Bits per component of a pixel format (8 when unknown)."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return 8
 
-    Pass the same ``reformatter`` for every frame of a video: it caches swscale's set-up.
+
+def to_rgb(
+    frame: av.VideoFrame, rotation: int, reformatter: VideoReformatter | None = None, rgb_format: str = "rgb24"
+) -> np.ndarray:
+    """Decoded frame -> (H,W,3) C-contiguous RGB in display orientation: uint8 (``rgb24``)
+    or uint16 (``rgb48le``).
+
+    Pass the same ``reformatter`` for every frame of a video (and format): it caches swscale's set-up.
     """
     reformatter = reformatter or VideoReformatter()
-    rgb = reformatter.reformat(frame, format="rgb24", interpolation=RGB_INTERPOLATION).to_ndarray()
+    rgb = reformatter.reformat(frame, format=rgb_format, interpolation=RGB_INTERPOLATION).to_ndarray()
     if rotation:
         rgb = np.rot90(rgb, k=rotation // 90)  # rotation is counter-clockwise, as np.rot90
     return np.ascontiguousarray(rgb)  # PyAV may return row-padded views (dlib needs contiguous)
 
 
-def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Frame]:
+def iter_frames(path: str | Path, info: VideoInfo | None = None, deep: bool = False) -> Iterator[Frame]:
     """Decode ``path`` frame by frame (multi-threaded decoder), in presentation order.
+
+    ``deep``: also give ``Frame.deep`` when the source has more than 8 bits per component.
 
     Memory does not grow with the video's length. Data that FFmpeg cannot decode, or a
     stream that ends early (fewer frames than the mp4/mov index lists, or frames ending
@@ -347,6 +367,7 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Fra
         stream = container.streams[info.stream_index]
         stream.thread_type = "AUTO"
         reformatter = VideoReformatter()
+        deep_reformatter = VideoReformatter() if deep and bit_depth(info.pix_fmt) > 8 else None
         frames = container.decode(stream)
         while True:
             try:
@@ -363,7 +384,8 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[Fra
                 time_s = info.start_s + index / float(info.fps)
             last_time = time_s
             rgb = to_rgb(frame, info.rotation, reformatter)
-            yield Frame(index=index, pts=frame.pts, time_s=time_s, rgb=rgb)
+            fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
+            yield Frame(index=index, pts=frame.pts, time_s=time_s, rgb=rgb, deep=fine)
             index += 1
     finally:
         container.close()

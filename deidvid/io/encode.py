@@ -22,7 +22,9 @@ What the output keeps from the source (:class:`~deidvid.io.decode.VideoInfo`):
 
 Encoding: libx264, CRF 16 by default (``crf``), yuv420p; odd frame sizes, which 4:2:0
 cannot represent, use yuv444p at the exact size (High 4:4:4 profile: not every player
-supports it). ``lossless=True`` uses libx264rgb at QP 0: the RGB frames are stored
+supports it); 4:2:2 and 4:4:4 inputs keep their chroma sampling, and inputs of more than
+8 bits are written in 10 from 16-bit RGB frames (``Frame.deep``). ``lossless=True`` uses
+libx264rgb at QP 0 (8 bits): the RGB frames are stored
 bit-exactly. Lossless YUV (yuv444p, QP 0) is not used because the RGB -> YUV -> RGB
 conversion in 8 bits alone changes pixels by up to 2/255, as large as the pulse signal.
 """
@@ -41,7 +43,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.errors import BadInputError, DeidvidError, UsageError
 from deidvid.io.atomic import TempFile, remove_stale
-from deidvid.io.decode import Frame, VideoInfo, open_input, os_reason
+from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
 from deidvid.io.regions import Region, rotate_region, with_regions_of_interest
 
@@ -50,6 +52,9 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 # Bicubic chroma downsampling with accurate rounding: the smallest RGB round-trip error
 # of swscale's options for 4:2:0 (about 49 dB, mean bias < 0.05/255 on a face frame).
 _YUV_INTERPOLATION = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+
+# The most bits per component libx264 writes (inputs with more are rounded to it).
+MAX_BIT_DEPTH = 10
 
 # PyAV >= 18 can write a display matrix (rotation metadata).
 CAN_WRITE_ROTATION = hasattr(av.video.stream.VideoStream, "set_display_rotation")
@@ -102,31 +107,26 @@ def chroma_of(pix_fmt: str) -> str:
     return "422" if "422" in pix_fmt else "420"
 
 
-def bit_depth(pix_fmt: str) -> int:
-    """Bits per component of a pixel format (8 when unknown)."""
-    try:
-        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
-    except (ValueError, av.error.FFmpegError):
-        return 8
-
-
 def output_pix_fmt(input_pix_fmt: str, width: int, height: int) -> str:
-    """The 8-bit H.264 pixel format that keeps a YUV input's chroma sampling: 4:4:4 and
-    4:2:2 inputs stay so (High 4:4:4 / 4:2:2 profiles); odd sizes, which 4:2:0 and 4:2:2
-    cannot represent, use 4:4:4."""
+    """The H.264 pixel format that keeps a YUV input's chroma sampling and bit depth:
+    4:4:4 and 4:2:2 inputs stay so (High 4:4:4 / 4:2:2 profiles); odd sizes, which 4:2:0
+    and 4:2:2 cannot represent, use 4:4:4; inputs of more than 8 bits are written in 10
+    (H.264's High 10 profiles: x264's most)."""
     # RGB sources (deidvid's own lossless output) are written 4:2:0 like everything else: in
     # 4:4:4 x264 moved their mean colour by 0.32 grey levels on the test clip, 4:2:0 by < 0.25.
     chroma = "420" if _is_rgb(input_pix_fmt) else chroma_of(input_pix_fmt)
     if chroma == "444" or width % 2 or (chroma == "420" and height % 2):
-        return "yuv444p"
-    return "yuv422p" if chroma == "422" else "yuv420p"
+        chroma = "444"
+    return f"yuv{chroma}p" + ("10le" if bit_depth(input_pix_fmt) > 8 else "")
 
 
-def format_notes(info: VideoInfo) -> list[str]:
+def format_notes(info: VideoInfo, lossless: bool = False) -> list[str]:
     """What the output cannot keep of the input's pixel format, one line each (report warnings)."""
     depth = bit_depth(info.pix_fmt)
-    if depth > 8:
-        return [f"the input is {depth}-bit ({info.pix_fmt}); deidvid processes and writes 8 bits per component"]
+    if depth > 8 and lossless:
+        return [f"the input is {depth}-bit ({info.pix_fmt}); --lossless writes 8-bit RGB"]
+    if depth > MAX_BIT_DEPTH:
+        return [f"the input is {depth}-bit ({info.pix_fmt}); deidvid writes {MAX_BIT_DEPTH} bits per component"]
     return []
 
 
@@ -237,7 +237,8 @@ class VideoWriter:
     def write(
         self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region] = (), qp_offset: int = 0, video: int = 0
     ) -> None:
-        """Encode ``rgb`` ((H,W,3) uint8, display orientation) at ``frame``'s timestamp into
+        """Encode ``rgb`` ((H,W,3) uint8, or uint16 for a deep source: see ``Frame.deep``; display
+        orientation) at ``frame``'s timestamp into
         video stream ``video`` (0: ``info``'s, k: ``more_videos[k - 1]``'s).
 
         ``regions`` (display pixels) are coded ``qp_offset`` QP finer (< 0) than the rest
@@ -395,12 +396,13 @@ class _VideoOut:
     def _video_frame(self, frame: Frame, rgb: np.ndarray) -> av.VideoFrame:
         """``rgb`` converted to the stream's stored orientation and pixel format, with ``frame``'s timestamp."""
         info = self.info
-        if rgb.shape != (info.height, info.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"expected ({info.height}, {info.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        if rgb.shape != (info.height, info.width, 3) or rgb.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"expected ({info.height}, {info.width}, 3) uint8 or uint16, got {rgb.shape} {rgb.dtype}")
         if info.rotation and not self._rotate_pixels:
             rgb = np.rot90(rgb, k=-(info.rotation // 90))  # back to the stored orientation
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        if self._pix_fmt != "rgb24":
+        source_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=source_format)
+        if self._pix_fmt != source_format:
             video_frame = self._reformatter.reformat(
                 video_frame,
                 format=self._pix_fmt,
