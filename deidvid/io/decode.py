@@ -39,6 +39,12 @@ _TRUNCATION_TOLERANCE_FRAMES = 3
 # 16-bit RGB (``Frame.deep``) levels per 8-bit level: 65535 / 255.
 DEEP_SCALE = 257
 
+# Containers that store no presentation times, only a constant frame rate: FFmpeg's pts
+# there count packets in decode order (plus a guessed delay), so frames that B-frames
+# reorder come out with times like 1 4 3 5 2 ... (1/fps units). Their frames are timed
+# by index instead, as players do.
+_NO_PTS_FORMATS = frozenset({"avi"})
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -53,6 +59,8 @@ class VideoInfo:
     ``rotation`` is the display-matrix rotation in degrees counter-clockwise, rounded to
     a multiple of 90 and taken modulo 360 (mirroring display matrices are not supported).
     ``metadata`` is the container-level metadata.
+    ``has_pts`` is False for containers without presentation times (AVI): their frames
+    are timed ``start_s + index / fps`` and get no ``Frame.pts``.
     """
 
     path: Path
@@ -79,6 +87,7 @@ class VideoInfo:
     color_primaries: int = 2  # AVColorPrimaries (2 = unspecified)
     color_trc: int = 2  # AVColorTransferCharacteristic (2 = unspecified)
     audio_codecs: tuple[str, ...] = ()
+    has_pts: bool = True  # the container stores presentation times (see _NO_PTS_FORMATS)
 
     @property
     def video_streams(self) -> int:
@@ -95,7 +104,8 @@ class VideoInfo:
 class Frame:
     """One decoded frame.
 
-    ``pts`` is in ``VideoInfo.time_base`` units (None when the container has none);
+    ``pts`` is in ``VideoInfo.time_base`` units (None when the container has none,
+    see ``VideoInfo.has_pts``);
     ``time_s`` is the presentation time in seconds on the stream's own timeline
     (usually 0 for the first frame; ``VideoInfo.start_s`` otherwise).
     ``rgb`` is (H, W, 3) uint8, C-contiguous, display orientation.
@@ -265,6 +275,7 @@ def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
             raise BadInputError(f"{path}: is a still image, not a video")
         stream = _video_stream(container, path, stream_index)
         first = _first_frame(container, stream, path)
+        has_pts = container.format.name not in _NO_PTS_FORMATS
         rotation = _normalise_rotation(first.rotation)
         frame_count, indexed = _frame_count(path, stream)
         declared = _declared_duration(container, stream)
@@ -293,7 +304,7 @@ def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
             codec=stream.codec_context.name,
             metadata=dict(container.metadata),
             stream_index=stream.index,
-            start_s=float(first.time) if first.pts is not None else 0.0,
+            start_s=_start_time(stream, first, has_pts),
             declared_duration_s=declared,
             frame_count_indexed=indexed,
             pix_fmt=first.format.name,
@@ -303,11 +314,20 @@ def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
             color_primaries=int(first.color_primaries),
             color_trc=int(first.color_trc),
             audio_codecs=tuple(s.codec_context.name for s in audio),
+            has_pts=has_pts,
         )
     except av.error.FFmpegError as err:
         raise BadInputError(f"{path}: unreadable video ({_reason(err)})") from None
     finally:
         container.close()
+
+
+def _start_time(stream: av.video.stream.VideoStream, first: av.VideoFrame, has_pts: bool) -> float:
+    """The first frame's presentation time: its pts, or, in a container without
+    presentation times, the stream's start (the first frame's pts there is a guess)."""
+    if has_pts:
+        return float(first.time) if first.pts is not None else 0.0
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
 
 
 def _first_frame(
@@ -378,14 +398,15 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None, deep: bool = Fa
                 raise BadInputError(
                     f"{path}: corrupt video data after frame {index} ({_reason(err)})"
                 ) from None
-            if frame.pts is not None:
-                time_s = float(frame.pts * info.time_base)
+            pts = frame.pts if info.has_pts else None
+            if pts is not None:
+                time_s = float(pts * info.time_base)
             else:
                 time_s = info.start_s + index / float(info.fps)
             last_time = time_s
             rgb = to_rgb(frame, info.rotation, reformatter)
             fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
-            yield Frame(index=index, pts=frame.pts, time_s=time_s, rgb=rgb, deep=fine)
+            yield Frame(index=index, pts=pts, time_s=time_s, rgb=rgb, deep=fine)
             index += 1
     finally:
         container.close()

@@ -64,3 +64,14 @@ def test_a_track_shorter_than_two_seconds_is_reported_not_transplanted(tmp_path)
     assert any("pulse transplant: track 0 skipped" in w for w in report.warnings)
     assert report.frames_written == 45
 
+
+
+@pytest.mark.slow
+def test_an_avi_clip_gets_its_pulse_transplanted(tmp_path):
+    # AVI has no presentation times; its frames must still come with increasing times.
+    src = make_face_video(tmp_path / "in.avi", n_frames=75, fps=FPS, size=(160, 120), audio=False)
+    report = anonymise_video(src, tmp_path / "out.mp4", AnonymiseOptions(identity_check=False))
+    assert report.keep_pulse  # blur: on by default
+    pulse = report.tracks[0].pulse
+    assert pulse["transplanted"] and pulse["reason"] is None, pulse
+    assert not any("pulse transplant" in w for w in report.warnings)

@@ -106,6 +106,21 @@ def test_iter_frames_stops_early_without_leaking(face_mp4: Path) -> None:
     assert first.index == 0
 
 
+def test_avi_frames_are_timed_by_index_and_copied_so(tmp_path: Path) -> None:
+    # AVI stores no presentation times: FFmpeg's pts there are decode-order counters,
+    # which x264's B-frames reorder (1 4 3 5 2 ...); frames must be timed by index.
+    src = videos.make_face_video(tmp_path / "in.avi", n_frames=30, size=(160, 120))
+    info = probe(src)
+    assert not info.has_pts and info.start_s == 0.0
+    frames = all_frames(src)
+    assert [f.pts for f in frames] == [None] * 30
+    np.testing.assert_allclose([f.time_s for f in frames], videos.frame_times(30), atol=1e-9)
+    out = tmp_path / "out.mp4"
+    copy_video(src, out)
+    assert probe(out).has_pts
+    np.testing.assert_allclose([f.time_s for f in all_frames(out)], videos.frame_times(30), atol=1e-6)
+
+
 # -- round trips ------------------------------------------------------------------------
 def test_round_trip_keeps_frames_timestamps_fps_audio_and_metadata(face_mp4: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
