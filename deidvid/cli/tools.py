@@ -51,17 +51,37 @@ for _name, _module, _help in [
 @bench_app.command("anonymise")
 def bench_anonymise_cmd(
     runs: Annotated[int, typer.Option(min=1, help="Runs per configuration (median reported).")] = 3,
-    seconds: Annotated[float, typer.Option(help="Length of the 720p test video.")] = 10.0,
+    seconds: Annotated[float, typer.Option(help="Length of the test video (s).")] = 10.0,
     method: Annotated[list[str], typer.Option(help="Method variant(s) to time, e.g. blur, blur:no-keep-pulse (repeat the option).")] = ["blur"],  # noqa: B006
     deface: Annotated[str | None, typer.Option(help="Path of a deface 1.5.0 executable to measure as the reference.")] = None,
     long_seconds: Annotated[float, typer.Option(help="Also process a video this long (memory check), once.")] = 0.0,
+    size: Annotated[str, typer.Option(help="Frame size of the test video, WIDTHxHEIGHT.")] = "1280x720",
+    faces: Annotated[int, typer.Option(min=1, max=2, help="Faces in the test video (the second is a mirrored copy).")] = 1,
+    profile: Annotated[bool, typer.Option(help="Then run each method once more with --json and print its stage timings.")] = False,
 ) -> None:
-    """anonymise frames/s and peak memory: 720p, one face, CPU (deface as the reference)."""
-    from deidvid.tools.bench import bench_anonymise
+    """anonymise frames/s and peak memory, CPU, against the decode+encode floor (and deface)."""
+    from deidvid.tools.bench import bench_anonymise, parse_size
 
     table, message, code = run_guarded(
-        bench_anonymise, runs=runs, seconds=seconds, methods=tuple(method), deface=deface, long_seconds=long_seconds
+        lambda: bench_anonymise(
+            runs=runs, seconds=seconds, methods=tuple(method), deface=deface, long_seconds=long_seconds,
+            size=parse_size(size), faces=faces, profile=profile,
+        )
     )
+    if message:
+        fail(message, code)
+    print(table)
+
+
+@bench_app.command("cold-start")
+def bench_cold_start_cmd(
+    runs: Annotated[int, typer.Option(min=1, help="Timed runs per command, after one warm-up (median reported).")] = 5,
+    size: Annotated[str, typer.Option(help="Frame size of the 6-frame clip, WIDTHxHEIGHT.")] = "1280x720",
+) -> None:
+    """Wall time of a fresh `deidvid anonymise` of a 6-frame clip (blur, identity check on and off) against `import torch`."""
+    from deidvid.tools.bench import bench_cold_start, parse_size
+
+    table, message, code = run_guarded(lambda: bench_cold_start(runs=runs, size=parse_size(size)))
     if message:
         fail(message, code)
     print(table)

@@ -1,4 +1,5 @@
-"""Benchmarks: ``deidvid bench anonymise`` (throughput and peak memory against deface).
+"""Benchmarks: ``deidvid bench anonymise`` (throughput and peak memory against deface and
+against the decode+encode floor), ``deidvid bench cold-start`` and ``deidvid bench batch``.
 
 Every configuration runs as its own process, several times; we report the median
 wall time, frames per second and peak resident memory (``ru_maxrss`` of that very
@@ -8,6 +9,7 @@ run, so machine load cancels out as far as it can.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -16,6 +18,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from deidvid.errors import UsageError
+
+FPS = 30
+COLD_START_FRAMES = 6
+# The profile's row for the part of ``total`` that no stage timer covers.
+UNSTAGED = "not in a stage"
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,12 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
     return seconds, usage.ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def measure(name: str, cmd: list[str], frames: int, runs: int, env: dict[str, str] | None = None) -> Measurement:
+def measure(
+    name: str, cmd: list[str], frames: int, runs: int, env: dict[str, str] | None = None, warmup: int = 0
+) -> Measurement:
+    """``runs`` timed runs of ``cmd`` after ``warmup`` untimed ones (file cache, lazily compiled code)."""
+    for _ in range(warmup):
+        run_measured(cmd, env)
     seconds, peaks = [], []
     for _ in range(runs):
         s, m = run_measured(cmd, env)
@@ -77,20 +91,76 @@ def deface_cmd(deface: str, video: Path, out: Path) -> list[str]:
     return [deface, str(video), "-o", str(out)]
 
 
-def make_bench_video(path: Path, seconds: float, size: tuple[int, int] = (1280, 720), fps: int = 30) -> Path:
-    """A synthetic one-face video (the project's astronaut generator)."""
+def floor_cmd(video: Path, out: Path) -> list[str]:
+    """Decode and encode every frame unchanged with deidvid's reader and writer (:mod:`deidvid.tools.floor`)."""
+    return [sys.executable, "-m", "deidvid.tools.floor", str(video), str(out)]
+
+
+def make_bench_video(
+    path: Path, seconds: float, size: tuple[int, int] = (1280, 720), fps: int = FPS, faces: int = 1
+) -> Path:
+    """A synthetic video of one or two faces (the project's astronaut generator)."""
     from deidvid.testing.synthetic_video import make_face_video
 
-    return make_face_video(path, n_frames=int(round(seconds * fps)), fps=fps, size=size, audio=True, crf=18)
+    return make_face_video(path, n_frames=int(round(seconds * fps)), fps=fps, size=size, audio=True, crf=18, faces=faces)
 
 
-def format_table(rows: list[Measurement], baseline: Measurement | None) -> str:
-    lines = ["| run | frames | median s | frames/s | peak MiB | runs (s) | x baseline fps |", "|---|---|---|---|---|---|---|"]
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> (1920, 1080)."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 16 and int(height) >= 16):
+        raise UsageError(f"size must be WIDTHxHEIGHT, at least 16x16 (e.g. 1920x1080), got {text!r}")
+    return int(width), int(height)
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *rows])
+
+
+def _runs(m: Measurement, digits: int = 1) -> str:
+    return ", ".join(f"{s:.{digits}f}" for s in m.seconds)
+
+
+def format_table(rows: list[Measurement], baseline: Measurement | None, floor: Measurement | None = None) -> str:
+    """Medians, frames/s and peak memory per row; with ``floor``, also each row's time per frame
+    against the floor's (the wall-time ratio when both have the same frames)."""
+    head = ["run", "frames", "median s", "frames/s", "peak MiB", "runs (s)"] + (["x floor time"] if floor else []) + ["x baseline fps"]
+    lines = []
     for m in rows:
-        ratio = f"{m.fps / baseline.fps:.2f}" if baseline else "-"
-        runs = ", ".join(f"{s:.1f}" for s in m.seconds)
-        lines.append(f"| {m.name} | {m.frames} | {m.median_s:.1f} | {m.fps:.2f} | {m.median_peak_mib:.0f} | {runs} | {ratio} |")
-    return "\n".join(lines)
+        cells = [m.name, str(m.frames), f"{m.median_s:.1f}", f"{m.fps:.2f}", f"{m.median_peak_mib:.0f}", _runs(m)]
+        if floor:
+            cells.append(f"{floor.fps / m.fps:.2f}")
+        lines.append([*cells, f"{m.fps / baseline.fps:.2f}" if baseline else "-"])
+    return markdown_table(head, lines)
+
+
+def format_profile(profiles: dict[str, tuple[dict[str, float], float]]) -> str:
+    """Per-stage seconds and share of ``total`` per run (name -> (report's ``timings_s``, process
+    wall seconds)), largest first in the first run; ``not in a stage`` is what no stage timer
+    covers, so the rows above ``total`` add up to it; the process row adds start-up and imports."""
+    first = next(iter(profiles.values()))[0]
+    stages = sorted({k for t, _ in profiles.values() for k in t if k != "total"}, key=lambda k: (-first.get(k, 0.0), k))
+    head = ["stage"] + [f"{name} {unit}" for name in profiles for unit in ("s", "share")]
+    rows = []
+    for stage in [*stages, UNSTAGED, "total"]:
+        cells = [stage]
+        for timings, _ in profiles.values():
+            staged = sum(v for k, v in timings.items() if k != "total")
+            seconds = timings["total"] - staged if stage == UNSTAGED else timings.get(stage, 0.0)
+            cells += [f"{seconds:.3f}", f"{100 * seconds / timings['total']:.1f} %"]
+        rows.append(cells)
+    rows.append(["whole process (start-up and imports too)"] + [c for _, wall in profiles.values() for c in (f"{wall:.3f}", "-")])
+    return markdown_table(head, rows)
+
+
+def profile_methods(video: Path, tmp_path: Path, methods: tuple[str, ...], env: dict[str, str] | None = None) -> str:
+    """One more run of each method with ``--json``: the per-stage table of the reports' ``timings_s``."""
+    profiles = {}
+    report = tmp_path / "report.json"
+    for method in methods:
+        wall, _ = run_measured(deidvid_cmd(video, tmp_path / "p.mp4", method, ["--json", str(report)]), env)
+        profiles[method] = (json.loads(report.read_text())["videos"][0]["timings_s"], wall)
+    return format_profile(profiles)
 
 
 def bench_anonymise(
@@ -101,36 +171,70 @@ def bench_anonymise(
     long_seconds: float = 0.0,
     workdir: Path | None = None,
     threads: int | None = None,
+    size: tuple[int, int] = (1280, 720),
+    faces: int = 1,
+    profile: bool = False,
 ) -> str:
-    """Throughput on a 720p one-face video; optional deface reference and long-video memory.
+    """Throughput on a synthetic video (default 720p, one face); optional deface reference,
+    long-video memory and per-stage profile.
 
-    The first method is also timed detecting every frame and on the long video; the
-    baseline of the ratios is deface when given, else the first method.
+    The decode+encode floor (:mod:`deidvid.tools.floor`) is always timed; the first method
+    is also timed detecting every frame and on the long video; the baseline of the fps
+    ratios is deface when given, else the first method. ``profile``: after the timed runs,
+    one more run of each method with ``--json`` and a table of its stage timings.
     """
     with tempfile.TemporaryDirectory(prefix="deidvid-bench-", dir=workdir) as tmp:
         tmp_path = Path(tmp)
         env = dict(os.environ)
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
-        video = make_bench_video(tmp_path / "bench720p.mp4", seconds)
-        frames = int(round(seconds * 30))
+        video = make_bench_video(tmp_path / "bench.mp4", seconds, size=size, faces=faces)
+        frames = int(round(seconds * FPS))
         rows = []
         if deface:
             rows.append(measure("deface 1.5.0 (reference)", deface_cmd(deface, video, tmp_path / "deface.mp4"), frames, runs, env))
+        floor = measure("decode + encode floor (no faces)", floor_cmd(video, tmp_path / "floor.mp4"), frames, runs, env)
+        rows.append(floor)
         first = methods[0]
         for method in methods:
             rows.append(measure(f"deidvid {method} (detect every 3)", deidvid_cmd(video, tmp_path / "o.mp4", method), frames, runs, env))
+        baseline = rows[0] if deface else rows[1]  # deface, else the first method (after the floor)
         rows.append(measure(
             f"deidvid {first} (detect every frame)",
             deidvid_cmd(video, tmp_path / "o1.mp4", first, ["--detect-every", "1"]), frames, runs, env,
         ))
         if long_seconds:
-            long_video = make_bench_video(tmp_path / "long720p.mp4", long_seconds)
+            long_video = make_bench_video(tmp_path / "long.mp4", long_seconds, size=size, faces=faces)
             rows.append(measure(
                 f"deidvid {first}, {long_seconds:.0f} s video", deidvid_cmd(long_video, tmp_path / "l.mp4", first),
-                int(round(long_seconds * 30)), 1, env,
+                int(round(long_seconds * FPS)), 1, env,
             ))
-        return format_table(rows, rows[0])
+        caption = f"{size[0]}x{size[1]}, {faces} face{'s' if faces > 1 else ''}, {frames} frames, median of {runs} run(s):"
+        text = f"{caption}\n\n{format_table(rows, baseline, floor)}"
+        if profile:
+            text += f"\n\nStage timings (one more run each, the report's timings_s):\n\n{profile_methods(video, tmp_path, methods, env)}"
+        return text
+
+
+def bench_cold_start(runs: int = 5, size: tuple[int, int] = (1280, 720), workdir: Path | None = None) -> str:
+    """Wall time of ``deidvid anonymise`` (blur) of a 6-frame one-face clip, a fresh process
+    each run, with and without the identity check, against ``python -c "import torch"``
+    timed in the same run; median of ``runs`` after one warm-up run each."""
+    with tempfile.TemporaryDirectory(prefix="deidvid-bench-cold-", dir=workdir) as tmp:
+        tmp_path = Path(tmp)
+        video = make_bench_video(tmp_path / "cold.mp4", COLD_START_FRAMES / FPS, size=size)
+        out = tmp_path / "o.mp4"
+        commands = {
+            'python -c "import torch"': [sys.executable, "-c", "import torch"],
+            "deidvid anonymise, blur": deidvid_cmd(video, out, "blur"),
+            "deidvid anonymise, blur, --no-identity-check": deidvid_cmd(video, out, "blur", ["--no-identity-check"]),
+        }
+        rows = [measure(name, cmd, COLD_START_FRAMES, runs, warmup=1) for name, cmd in commands.items()]
+    torch = rows[0].median_s
+    head = ["run", "median s", "peak MiB", "runs (s)", "x import torch time"]
+    lines = [[m.name, f"{m.median_s:.2f}", f"{m.median_peak_mib:.0f}", _runs(m, 2), f"{m.median_s / torch:.2f}"] for m in rows]
+    caption = f"{size[0]}x{size[1]}, {COLD_START_FRAMES} frames, one face, median of {runs} run(s) after a warm-up:"
+    return f"{caption}\n\n{markdown_table(head, lines)}"
 
 
 def tracking_agreement(video: Path, detect_every: int) -> dict[str, float]:
@@ -192,7 +296,7 @@ def bench_batch(
         data.mkdir()
         for i in range(clips):
             make_bench_video(data / f"clip{i:02d}.mp4", seconds, size=(640, 360))
-        frames = clips * int(round(seconds * 30))
+        frames = clips * int(round(seconds * FPS))
         times: dict[int, list[float]] = {w: [] for w in workers}
         peaks: dict[int, list[float]] = {w: [] for w in workers}
         for _ in range(runs):
