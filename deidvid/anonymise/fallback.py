@@ -43,14 +43,20 @@ def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(box_iou(a[None], b[None])[0, 0] >= SAME_PLACE_IOU)
 
 
-def cover_region(canvas: np.ndarray, rgb: np.ndarray, region: np.ndarray) -> None:
-    """Blur a face box ``(4,)`` of ``rgb`` into ``canvas (H, W, 3) float32`` through a feathered ellipse."""
+def cover_box(region: np.ndarray) -> CropBox:
+    """The square that the cover of a face box ``(4,)`` xyxy blurs: the box's long side grown by 40 %."""
     centre = (region[:2] + region[2:]) / 2
     side = int(round(float(max(region[2:] - region[:2])) * 1.4))
-    box = CropBox(int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), max(side, 4))
+    return CropBox(int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), max(side, 4))
+
+
+def cover_region(canvas: np.ndarray, rgb: np.ndarray, region: np.ndarray, origin: tuple[int, int] = (0, 0)) -> None:
+    """Blur a face box ``(4,)`` of ``rgb (H, W, 3)`` into ``canvas`` (float32, the part of the
+    frame whose top-left pixel is the frame's ``origin (x, y)``) through a feathered ellipse."""
+    box = cover_box(region)
     crop = cut_crop(rgb, box).astype(np.float32) / 255.0
     blurred = gaussian_blur(crop[None], FALLBACK_BLUR_SIGMA)[0]
-    paste_replace(canvas, box, blurred * 255.0, ellipse_mask(crop.shape[0]))
+    paste_replace(canvas, box.moved(-origin[0], -origin[1]), blurred * 255.0, ellipse_mask(crop.shape[0]))
 
 
 def ellipse_mask(size: int) -> np.ndarray:

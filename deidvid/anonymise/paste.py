@@ -61,12 +61,15 @@ def paste_face(
     value: np.ndarray,
     mode: PasteMode,
     interpolation: int = cv2.INTER_LINEAR,
+    origin: tuple[int, int] = (0, 0),
 ) -> None:
     """Paste one face's blended clip value ``(S, S, 3)`` ([0, 1] units) into ``canvas`` in place.
 
-    ``landmarks (68, 2)`` in frame pixels give the feathered face mask.
+    ``landmarks (68, 2)`` and ``box`` in frame pixels give the feathered face mask;
+    ``canvas`` is the part of the frame whose top-left pixel is the frame's ``origin (x, y)``.
     """
     mask = face_mask(landmarks, box)
+    box = box.moved(-origin[0], -origin[1])
     if mode is PasteMode.RESIDUAL:
         paste_residual(canvas, box, value * 255.0, mask)
     else:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from deidvid.anonymise.clips import ClipAccumulator, FaceResult
-from deidvid.anonymise.fallback import cover_region, lost_face_regions
+from deidvid.anonymise.fallback import cover_box, cover_region, lost_face_regions
 from deidvid.anonymise.models import PipelineModels
 from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
-from deidvid.faces.geometry import CropBox
+from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
 from deidvid.measure.identity_check import IdentityCheck
@@ -121,18 +121,47 @@ def face_region(box: CropBox) -> tuple[int, int, int, int]:
 def composite(frame: Frame, results: list[FaceResult], method: Method, lost: list[np.ndarray]) -> np.ndarray:
     """Paste every face's result and cover lost faces in one frame; returns ``(H, W, 3)``
     uint8, or uint16 when the frame has a deep picture (``Frame.deep``: kept in full outside the faces)."""
+    picture = frame.rgb if frame.deep is None else frame.deep
     if not results and not lost:
-        return frame.rgb if frame.deep is None else frame.deep
+        return picture
+    height, width = picture.shape[:2]
+    # Only the part of the frame that the faces touch goes through float (a whole 720p
+    # frame's conversions cost more than the pastes); a method's per-frame hook sees it all.
+    boxes = [r.box for r in results] + [cover_box(region) for region in lost]
+    rows, cols = (slice(0, height), slice(0, width)) if _sees_whole_frames(method) else touched_area(boxes, height, width)
+    origin = (cols.start, rows.start)
     # The canvas is on the 0..255 scale either way; a deep picture's finer levels stay as fractions.
-    canvas = frame.rgb.astype(np.float32) if frame.deep is None else frame.deep.astype(np.float32) / DEEP_SCALE
+    canvas = picture[rows, cols].astype(np.float32)
+    if frame.deep is not None:
+        canvas /= DEEP_SCALE
     for r in results:
-        paste_face(canvas, r.track.at(frame.index), r.box, r.value, method.paste_mode, method.interpolation)
+        paste_face(canvas, r.track.at(frame.index), r.box, r.value, method.paste_mode, method.interpolation, origin)
     for region in lost:
-        cover_region(canvas, frame.rgb, region)
-    method.finish_frame(frame.index, canvas)
+        cover_region(canvas, frame.rgb, region, origin)
+    if _sees_whole_frames(method):
+        method.finish_frame(frame.index, canvas)
+    out = picture.copy()
     if frame.deep is None:
-        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-    return np.clip(np.rint(canvas * DEEP_SCALE), 0, 65535).astype(np.uint16)
+        out[rows, cols] = np.clip(np.rint(canvas), 0, 255)
+    else:
+        out[rows, cols] = np.clip(np.rint(canvas * DEEP_SCALE), 0, 65535)
+    return out
+
+
+def touched_area(boxes: list[CropBox], height: int, width: int) -> tuple[slice, slice]:
+    """``(rows, cols)``: the smallest rectangle of a ``height x width`` frame holding every box's
+    part inside it (an empty one at the origin when none is)."""
+    windows = [w for w in (frame_window(b, height, width) for b in boxes) if w is not None]
+    if not windows:
+        return slice(0, 0), slice(0, 0)
+    top, left = min(w[0].start for w in windows), min(w[1].start for w in windows)
+    bottom, right = max(w[0].stop for w in windows), max(w[1].stop for w in windows)
+    return slice(top, bottom), slice(left, right)
+
+
+def _sees_whole_frames(method: Method) -> bool:
+    """Whether ``method`` has a per-frame hook (``finish_frame``), which gets the whole frame."""
+    return type(method).finish_frame is not Method.finish_frame
 
 
 def find_stream_faces(

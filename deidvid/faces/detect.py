@@ -346,13 +346,18 @@ class FaceDetector:
                 results[i] = dets
         return results
 
+    def shrink(self, frame: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` -> the ``(h, w, 3)`` picture the network sees (the frame itself when small enough)."""
+        height, width = frame.shape[:2]
+        net_h, net_w = network_size(height, width, self.max_side)
+        if (net_h, net_w) == (height, width):
+            return frame
+        # INTER_AREA averages source pixels, so small faces are not aliased away.
+        return cv2.resize(frame, (net_w, net_h), interpolation=cv2.INTER_AREA)
+
     def preprocess(self, frames: list[np.ndarray], height: int, width: int) -> torch.Tensor:
         """Equal-size RGB uint8 frames -> ``(B, 3, h, w)`` network input on the device."""
-        net_h, net_w = network_size(height, width, self.max_side)
-        if (net_h, net_w) != (height, width):
-            # INTER_AREA averages source pixels, so small faces are not aliased away.
-            frames = [cv2.resize(f, (net_w, net_h), interpolation=cv2.INTER_AREA) for f in frames]
-        batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
+        batch = torch.from_numpy(np.stack([self.shrink(f) for f in frames])).to(self.device, non_blocking=True)
         bgr = batch.permute(0, 3, 1, 2).flip(1).float()
         return bgr - self._mean
 

@@ -37,6 +37,10 @@ class CropBox:
         """Crop pixels per frame pixel."""
         return CROP_SIZE / self.side
 
+    def moved(self, dx: int, dy: int) -> CropBox:
+        """The same box in a picture whose origin is at ``(-dx, -dy)`` of this one's."""
+        return CropBox(self.x0 + dx, self.y0 + dy, self.side)
+
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Frame coordinates ``(N, 2)`` -> crop coordinates (pixel centres kept)."""
         return (points - [self.x0, self.y0] + 0.5) * self.scale - 0.5

@@ -46,6 +46,13 @@ def detection_to_frame(det: Detection, turns: int, width: int, height: int) -> D
     return replace(det, box=box, points=turned_to_frame(det.points, turns, width, height).astype(np.float32))
 
 
+def _scaled(det: Detection, sx: float, sy: float) -> Detection:
+    """``det`` with x coordinates times ``sx`` and y times ``sy``."""
+    box = (det.box.astype(np.float64) * [sx, sy, sx, sy]).astype(np.float32)
+    points = (det.points.astype(np.float64) * [sx, sy]).astype(np.float32)
+    return replace(det, box=box, points=points)
+
+
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over the smaller box's area: a part of a face found as a small face
     inside it counts as the same face."""
@@ -64,12 +71,22 @@ def detect_any_roll(detector, frame_rgb: np.ndarray) -> list[Detection]:
     in the view where it is upright), so of overlapping detections the highest-scoring is
     kept (ties: the frame as it is, then the view whose eye line is nearest level).
 
-    ``detector``: a :class:`deidvid.faces.detect.FaceDetector` (``detect_batch``).
+    The turned views are made from the frame already shrunk to the network's size (the
+    detector would shrink each turned frame to the same picture: turning and INTER_AREA
+    averaging commute): a quarter of the pixels to turn and no further resizing.
+
+    ``detector``: a :class:`deidvid.faces.detect.FaceDetector` (``detect_batch``, ``shrink``).
     """
     height, width = frame_rgb.shape[:2]
-    frames = [frame_rgb] + [np.ascontiguousarray(np.rot90(frame_rgb, k)) for k in QUARTER_TURNS]
+    small = detector.shrink(frame_rgb)
+    frames = [frame_rgb] + [np.ascontiguousarray(np.rot90(small, k)) for k in QUARTER_TURNS]
+    # Shrunk view pixels -> turned full-size frame pixels, per axis of the view.
+    scale_x, scale_y = width / small.shape[1], height / small.shape[0]
     candidates = []
     for k, detections in zip((0,) + QUARTER_TURNS, detector.detect_batch(frames)):
+        if k:
+            sx, sy = (scale_y, scale_x) if k % 2 else (scale_x, scale_y)
+            detections = [_scaled(det, sx, sy) for det in detections]
         for det in detections:
             tilt = abs(eye_roll(det.points[0], det.points[1]))
             # Scores saturate near 1: equal ones (to 2 decimals) prefer the frame as it is.

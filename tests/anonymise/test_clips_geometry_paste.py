@@ -147,3 +147,52 @@ def test_clips_of_faces_ending_on_the_same_frame_share_one_batch(astronaut_landm
         assert len(results) == 2
         for result in results:
             np.testing.assert_allclose(result.value, 0.1, atol=1e-6)  # cross-fade weights sum to one
+
+
+def _whole_frame_composite(frame, results, method, lost):
+    """Reference: every paste and cover on a float copy of the whole frame (as composite did before)."""
+    from deidvid.anonymise.fallback import cover_region
+    from deidvid.anonymise.paste import paste_face
+
+    canvas = frame.rgb.astype(np.float32)
+    for r in results:
+        paste_face(canvas, r.track.at(frame.index), r.box, r.value, method.paste_mode, method.interpolation)
+    for region in lost:
+        cover_region(canvas, frame.rgb, region)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", [PasteMode.REPLACE, PasteMode.RESIDUAL])
+def test_composite_of_the_touched_area_equals_the_whole_frame_composite(astronaut_landmarks, mode):
+    """composite() converts only the faces' area to float: the frame must come out the same,
+    faces cut by the frame edge and lost-face covers included."""
+    from deidvid.anonymise.clips import FaceResult
+    from deidvid.anonymise.run import composite
+    from deidvid.faces.track import FaceTrack
+    from deidvid.io.decode import Frame
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    method = GaussianBlur()
+    method.paste_mode = mode
+    results = []
+    for shift in ([-150, -60], [60, 0]):  # one face cut by the left edge, one inside
+        landmarks = astronaut_landmarks * 0.5 + shift
+        track = FaceTrack(len(results), 0, landmarks[None], np.ones(1, bool))
+        value = rng.random((CROP_SIZE, CROP_SIZE, 3)).astype(np.float32)
+        results.append(FaceResult(track, crop_box(landmarks), value))
+    lost = [np.array([250.0, 150.0, 330.0, 250.0])]  # reaches past the bottom-right corner
+    frame = Frame(0, 0, 0.0, rgb)
+    expected = _whole_frame_composite(frame, results, method, lost)
+    got = composite(frame, results, method, lost)
+    assert got.dtype == np.uint8 and got.shape == rgb.shape
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got, rgb)
+
+
+def test_touched_area_is_the_union_of_the_boxes_inside_the_frame():
+    from deidvid.anonymise.run import touched_area
+
+    boxes = [CropBox(-10, 20, 30), CropBox(50, 40, 20)]
+    assert touched_area(boxes, 100, 60) == (slice(20, 60), slice(0, 60))
+    assert touched_area([CropBox(200, 200, 10)], 100, 60) == (slice(0, 0), slice(0, 0))
