@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deidvid.io.ahead import read_ahead
 from deidvid.io.decode import Frame, VideoInfo, iter_frames
 
 
@@ -28,11 +29,15 @@ class StageTimer:
 
 
 def timed_frames(path: Path, info: VideoInfo, timer: StageTimer, deep: bool = False) -> Iterator[Frame]:
-    """``iter_frames`` with the decoding time booked to the 'decode' stage."""
-    frames = iter_frames(path, info, deep=deep)
-    while True:
-        with timer("decode"):
-            frame = next(frames, None)
-        if frame is None:
-            return
-        yield frame
+    """``iter_frames``, decoded a few frames ahead in a thread (:func:`read_ahead`), with the
+    time spent waiting for the decoder booked to the 'decode' stage."""
+    frames = read_ahead(iter_frames(path, info, deep=deep))
+    try:
+        while True:
+            with timer("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                return
+            yield frame
+    finally:
+        frames.close()
