@@ -42,6 +42,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.errors import BadInputError, DeidvidError, UsageError
+from deidvid.io.ahead import Behind
 from deidvid.io.atomic import TempFile, remove_stale
 from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
@@ -181,6 +182,7 @@ class VideoWriter:
         self._container: av.container.OutputContainer | None = None
         self._closed = False
         self._videos: list[_VideoOut] = []
+        self._behind: Behind | None = None
         remove_stale(out_path, keep=[info.path])  # left by a run that was killed (SIGKILL)
         try:
             self._temp = TempFile(out_path)
@@ -199,6 +201,7 @@ class VideoWriter:
             self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
             self._container.metadata.update(copied_metadata(info.metadata, self._keep_metadata))
             self._container.start_encoding()  # writes the header: fail now, not after encoding
+            self._behind = Behind(name="deidvid-encode")  # encodes while the next frames are processed
         except BaseException:
             self.abort()
             raise
@@ -244,13 +247,23 @@ class VideoWriter:
         ``regions`` (display pixels) are coded ``qp_offset`` QP finer (< 0) than the rest
         (:func:`with_regions_of_interest`). Audio is interleaved with the first video stream;
         the others may be written after it, one at a time (the muxer keeps each stream's order).
+
+        The encoding runs behind, in the writer's thread (:class:`deidvid.io.ahead.Behind`):
+        ``rgb`` must not change afterwards, and an encoding error is raised by a later
+        ``write`` or by ``close``.
         """
         out = self._videos[video]
+        out.check_picture(rgb)
+        self._behind.submit(lambda: self._encode(out, frame, rgb, regions, qp_offset, video == 0))
+
+    def _encode(
+        self, out: _VideoOut, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int, with_audio: bool
+    ) -> None:
         try:
             self._container.mux(out.encode(frame, rgb, regions, qp_offset))
         except av.error.FFmpegError as err:
             raise DeidvidError(f"{self.out_path}: encoding failed at frame {frame.index} ({err})") from None
-        if video == 0:
+        if with_audio:
             self._copy_audio_until(out.last_time_s)
 
     def _copy_audio_until(self, time_s: float | None) -> None:
@@ -281,6 +294,7 @@ class VideoWriter:
         if self._closed:
             return
         try:
+            self._behind.finish()
             if any(out.frames_written == 0 for out in self._videos):
                 raise DeidvidError(f"{self.out_path}: no frames were written")
             try:
@@ -306,7 +320,10 @@ class VideoWriter:
     def abort(self) -> None:
         """Close everything and delete the temp file; ``out_path`` is not touched."""
         self._closed = True
-        closers = [self._close_reader] + ([self._container.close] if self._container is not None else [])
+        closers = [self._behind.cancel] if self._behind is not None else []
+        closers.append(self._close_reader)
+        if self._container is not None:
+            closers.append(self._container.close)
         for closer in closers:
             try:
                 closer()
@@ -393,11 +410,15 @@ class _VideoOut:
         """The encoder's remaining packets, the last one lasting as the source's last frame."""
         return self._with_last_duration(self.stream.encode(None))
 
-    def _video_frame(self, frame: Frame, rgb: np.ndarray) -> av.VideoFrame:
-        """``rgb`` converted to the stream's stored orientation and pixel format, with ``frame``'s timestamp."""
+    def check_picture(self, rgb: np.ndarray) -> None:
+        """Raise ValueError unless ``rgb`` is a ``(H, W, 3)`` uint8 or uint16 picture of this stream's size."""
         info = self.info
         if rgb.shape != (info.height, info.width, 3) or rgb.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"expected ({info.height}, {info.width}, 3) uint8 or uint16, got {rgb.shape} {rgb.dtype}")
+
+    def _video_frame(self, frame: Frame, rgb: np.ndarray) -> av.VideoFrame:
+        """``rgb`` converted to the stream's stored orientation and pixel format, with ``frame``'s timestamp."""
+        info = self.info
         if info.rotation and not self._rotate_pixels:
             rgb = np.rot90(rgb, k=-(info.rotation // 90))  # back to the stored orientation
         source_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
