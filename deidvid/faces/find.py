@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from deidvid.faces.landmarks import LandmarkPredictor, follow_motion, to_grey
-from deidvid.faces.roll import detect_any_roll
+from deidvid.faces.roll import detect_any_roll, eye_roll, is_rolled
 from deidvid.faces.track import FaceTrack, FaceTracker
 from deidvid.io.decode import VideoInfo
 from deidvid.timing import StageTimer, timed_frames
@@ -41,6 +41,16 @@ class FaceFinding:
     # Also detect in the frame turned by 90, 180 and 270 degrees (deidvid.faces.roll): a face
     # rolled past ~40 degrees is otherwise missed and left sharp. Costs 4 detector passes.
     any_roll: bool = True
+    # The turned views run on every n-th detection frame, and on every one while a tracked
+    # face is rolled; a rolled face that appears in between is tracked back to its first
+    # frame (the backward window reaches the last turned detection).
+    turned_every: int = 2
+
+    @property
+    def backward_frames(self) -> int:
+        """How many frames before a new face's first detection are searched for it."""
+        every = self.detect_every * (self.turned_every if self.any_roll else 1)
+        return max(every - 1, 0)
 
     def detector(self, device: str = "cpu") -> FaceDetector:
         """The face detector these settings describe."""
@@ -83,7 +93,7 @@ def find_faces(
     tracker = FaceTracker(max_gap=finding.max_gap)
     # Frames since the last detection, kept to track new faces backwards:
     # a face that appears between detections must not pass untouched.
-    recent: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(finding.detect_every - 1, 0))
+    recent: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=finding.backward_frames)
     times: list[float] = []
     detection_frames = detections = 0
     previous_grey: np.ndarray | None = None  # the frame before, for the follower's motion estimate
@@ -97,8 +107,11 @@ def find_faces(
         with timer("landmarks"):
             grey = to_grey(frame.rgb)
         if frame.index % finding.detect_every == 0:
+            turned = finding.any_roll and (
+                detection_frames % finding.turned_every == 0 or _any_rolled(tracker.active(frame.index))
+            )
             with timer("detect"):
-                faces_found = detect_any_roll(detector, frame.rgb) if finding.any_roll else detector(frame.rgb)
+                faces_found = detect_any_roll(detector, frame.rgb) if turned else detector(frame.rgb)
             detection_frames += 1
             detections += len(faces_found)
             with timer("landmarks"):
@@ -150,6 +163,11 @@ def _expected_landmarks(
         for track_id, last in tracker.active(frame_index)
         if tracker.last_frame(track_id) == frame_index - 1
     }
+
+
+def _any_rolled(active: list[tuple[int, np.ndarray]]) -> bool:
+    """Whether any of the open tracks' last landmarks ``(68, 2)`` show a rolled face."""
+    return any(is_rolled(eye_roll(marks[36:42].mean(axis=0), marks[42:48].mean(axis=0))) for _, marks in active)
 
 
 def _track_backwards(

@@ -51,6 +51,15 @@ def _rolled_video(src, dst, turns: int):
     return dst
 
 
+def _inner_detail(rgb: np.ndarray, box: np.ndarray) -> float:
+    """Laplacian variance of the middle half of a face box ``(4,)`` xyxy: the detail a cover removes."""
+    x0, y0, x1, y1 = box
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4, (y1 - y0) / 4
+    inner = (slice(int(cy - hh), int(cy + hh)), slice(int(cx - hw), int(cx + hw)))
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[inner]), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
 @pytest.fixture(scope="module")
 def upright(tmp_path_factory):
     return make_face_video(tmp_path_factory.mktemp("roll") / "up.mp4", n_frames=N_FRAMES, audio=False)
@@ -86,15 +95,7 @@ def test_a_rolled_face_is_covered_in_every_frame(upright, tmp_path, turns):
     for i, (orig, out) in enumerate(zip(originals, outputs)):
         grey = cv2.cvtColor(np.ascontiguousarray(orig), cv2.COLOR_RGB2GRAY)
         assert len(cascade.detectMultiScale(grey, 1.1, 3, minSize=(30, 30))) >= 1, i
-        x0, y0, x1, y1 = boxes[i]
-        cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4, (y1 - y0) / 4
-        inner = (slice(int(cy - hh), int(cy + hh)), slice(int(cx - hw), int(cx + hw)))
-
-        def detail(img):
-            g = cv2.cvtColor(np.ascontiguousarray(img[inner]), cv2.COLOR_RGB2GRAY)
-            return cv2.Laplacian(g, cv2.CV_64F).var()
-
-        assert detail(out) < 0.3 * detail(orig), f"frame {i}: the inner face kept its detail"
+        assert _inner_detail(out, boxes[i]) < 0.3 * _inner_detail(orig, boxes[i]), f"frame {i}: the inner face kept its detail"
 
 
 def test_a_rolled_face_gets_a_surrogate_not_the_cover(upright, tmp_path):
@@ -102,3 +103,27 @@ def test_a_rolled_face_gets_a_surrogate_not_the_cover(upright, tmp_path):
     report = anonymise_video(rolled, tmp_path / "out.mp4", AnonymiseOptions(method="surrogate", keep_pulse=False))
     assert report.faces == 1 and not report.warnings  # meshed in every frame: no blur cover needed
     assert all(scores["match_rate"] == 0.0 for scores in report.identity_check.values())
+
+
+def test_a_rolled_face_appearing_between_turned_detections_is_covered_from_its_first_frame(upright, tmp_path):
+    """The turned views run on every 2nd detection frame (frames 0, 6, 12, ... here): a rolled
+    face that appears at frame 7 is found at frame 12 at the latest and tracked back to frame 7."""
+    appears = 7
+    rolled = _rolled_video(upright, tmp_path / "rolled.mp4", 2)  # upside down: the upright view misses it
+    frames = [f.rgb for f in iter_frames(rolled, probe(rolled))]
+    empty = np.full_like(frames[0], 128)
+    late = tmp_path / "late.mp4"
+    with av.open(str(late), "w") as out:
+        stream = out.add_stream("libx264", rate=30, options={"crf": "8"})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for i, f in enumerate(frames):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(empty if i < appears else f, format="rgb24")))
+        out.mux(stream.encode(None))
+    report = anonymise_video(late, tmp_path / "out.mp4", AnonymiseOptions(identity_check=False, keep_pulse=False))
+    assert report.faces >= 1
+    boxes = face_boxes(N_FRAMES)[:, 0]
+    outputs = [np.rot90(f.rgb, -2) for f in iter_frames(tmp_path / "out.mp4", probe(tmp_path / "out.mp4"))]
+    for i in range(appears, N_FRAMES):
+        original = np.rot90(frames[i], -2)
+        assert _inner_detail(outputs[i], boxes[i]) < 0.3 * _inner_detail(original, boxes[i]), f"frame {i}: the inner face kept its detail"
