@@ -1,10 +1,11 @@
-"""Anonymise one video: the two passes, wired together.
+"""Anonymise one video: the two passes, wired together, for each of its video streams in turn.
 
 Pass 1 (``deidvid.faces.find``): decode -> detect -> landmarks -> track; a method's
     observer sees every original face frame.
 Pass 2 (``render``): decode -> crop -> method (clips) -> pulse transplant -> blend ->
     paste -> fallback cover -> encode. Frames wait in a queue until every clip covering
-    them has run (at most one clip length), then are written.
+    them has run (at most one clip length), then are written. The decoder runs a few
+    frames ahead and the encoder behind, each in its own thread (``deidvid.io.ahead``).
 """
 
 from __future__ import annotations
