@@ -19,7 +19,7 @@ import numpy as np
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
 from deidvid.pulse.transplant import band_variation, clip_layouts, layout_region_means, transplant_clip
-from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem
+from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem, start_loading_filters
 
 
 class PulseTransplant:
@@ -39,6 +39,8 @@ class PulseTransplant:
         """After pass 1: decide per track (from its frame times ``times_s``) whether the band fits."""
         for track in tracks:
             self._problems[track.track_id] = band_problem(times_s[track.start : track.end], self.band_hz)
+        if any(problem is None for problem in self._problems.values()):
+            start_loading_filters()  # overlaps pass 2's first clip instead of delaying it
 
     def apply(self, clip: CropClip, output: np.ndarray) -> np.ndarray:
         """The method's ``output (T, S, S, 3)`` for ``clip`` with the original's pulse; unchanged when it cannot."""

@@ -51,6 +51,19 @@ def even_grid(times_s: np.ndarray) -> tuple[np.ndarray, float, bool]:
     return times[0] + step * np.arange(count), 1.0 / step, False
 
 
+def start_loading_filters() -> None:
+    """Import scipy's filters (1.2-1.5 s) in a background thread, so that the first clip to be
+    transplanted does not wait for them: call when it is known that one will be."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in ("scipy.signal", "scipy.interpolate"):
+            importlib.import_module(name)
+
+    threading.Thread(target=load, name="deidvid-load-filters", daemon=True).start()
+
+
 def filter_in_time(
     x: np.ndarray, times_s: np.ndarray, fn: Callable[[np.ndarray, float], np.ndarray]
 ) -> np.ndarray:
