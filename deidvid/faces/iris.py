@@ -204,6 +204,48 @@ def _openness(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return np.mean(gaps, axis=0) / np.maximum(width, 1e-9)
 
 
+def _eye_axes(mesh_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per eye, the frame of :func:`gaze`: ``origins (2, 2)``, ``x (2, 2)`` and ``y (2, 2)``
+    unit axes, and ``widths (2,)`` (corner distance), from mesh points ``(468, 2|3)``."""
+    pts = np.asarray(mesh_points, dtype=np.float64)[:, :2]
+    left, right = pts[[a for a, _ in EYE_CORNERS]], pts[[b for _, b in EYE_CORNERS]]
+    d = right - left
+    widths = np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+    x = d / widths[:, None]
+    y = np.stack([-x[:, 1], x[:, 0]], axis=1)  # x turned by +90 degrees: down the image for a level eye
+    return (left + right) / 2, x, y, widths
+
+
+def eye_widths(mesh_points: np.ndarray) -> np.ndarray:
+    """Corner-to-corner width of each eye ``(2,)`` (eye 0 on the image's left) of mesh points ``(468, 2|3)``."""
+    return _eye_axes(mesh_points)[3]
+
+
+def gaze(mesh_points: np.ndarray, iris: np.ndarray) -> np.ndarray:
+    """Where each eye looks, independent of the face's size, place and roll: ``(2, 3)``,
+    per eye (eye 0 on the image's left) the pupil centre ``(x, y)`` in the eye's own frame
+    (origin midway between the corners, x along the corner line to the image's right, y
+    across it, downward) and the iris radius ``r``, all in units of the corner distance.
+
+    ``mesh_points (468, 2|3)`` and Iris's ``iris (2, 5, 2|3)`` (pupil centre, 4 edge
+    points) in the same pixels.
+    """
+    origins, x, y, widths = _eye_axes(mesh_points)
+    pupils = np.asarray(iris, dtype=np.float64)[:, 0, :2] - origins
+    edges = np.asarray(iris, dtype=np.float64)[:, 1:, :2]
+    radii = np.linalg.norm(edges - np.asarray(iris, dtype=np.float64)[:, :1, :2], axis=-1).mean(axis=1)
+    return np.stack([(pupils * x).sum(axis=1) / widths, (pupils * y).sum(axis=1) / widths, radii / widths], axis=1)
+
+
+def place_gaze(mesh_points: np.ndarray, eye_gaze: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`gaze` on another face: pupil centres ``(2, 2)`` and iris radii
+    ``(2,)`` in the pixels of ``mesh_points (468, 2|3)`` for ``eye_gaze (2, 3)``."""
+    origins, x, y, widths = _eye_axes(mesh_points)
+    g = np.asarray(eye_gaze, dtype=np.float64)
+    centres = origins + (g[:, :1] * x + g[:, 1:2] * y) * widths[:, None]
+    return centres, g[:, 2] * widths
+
+
 def load_iris(device: str | torch.device = "cpu") -> IrisNet:
     """The frozen network with sha256-verified weights ("iris")."""
     from deidvid.weights.manifest import load_safetensors

@@ -33,7 +33,10 @@ original's landmarks; :class:`MeshSignals`):
 
 * ``mesh_mouth_open``: the inner-lip gap on the midline / the cheek-to-cheek width;
 * ``mesh_eye_right`` / ``mesh_eye_left``: Iris's eyelid distance / eye width
-  (:func:`deidvid.faces.iris.eye_openness`; FaceMesh alone under-reports blinks).
+  (:func:`deidvid.faces.iris.eye_openness`; FaceMesh alone under-reports blinks);
+* ``gaze_x`` / ``gaze_y``: where the eyes look, Iris's pupil centre in the eye's own
+  frame (:func:`deidvid.faces.iris.gaze`, eye widths along and across the corner line),
+  the mean of the two eyes.
 
 Per signal and face track: Pearson r of the two videos' series and their mean absolute
 difference (``mad``, in the signal's unit). r is None (JSON null) where it is undefined:
@@ -52,7 +55,8 @@ import numpy as np
 EXPRESSION_SIGNALS: tuple[str, ...] = ("mouth_open", "eye_left", "eye_right", "brow_raise")
 POSE_SIGNALS: tuple[str, ...] = ("yaw", "pitch", "roll")
 SIGNALS: tuple[str, ...] = EXPRESSION_SIGNALS + POSE_SIGNALS
-MESH_SIGNALS: tuple[str, ...] = ("mesh_mouth_open", "mesh_eye_right", "mesh_eye_left")
+GAZE_SIGNALS: tuple[str, ...] = ("gaze_x", "gaze_y")
+MESH_SIGNALS: tuple[str, ...] = ("mesh_mouth_open", "mesh_eye_right", "mesh_eye_left", *GAZE_SIGNALS)
 
 # Generic 3D face (arbitrary units), camera axes; dlib indices of the 2D points.
 POSE_LANDMARKS = (30, 8, 36, 45, 48, 54)
@@ -165,13 +169,15 @@ class MeshSignals:
         self.iris = IrisModel(device)
 
     def __call__(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """``(3,)`` for ``rgb (H, W, 3)`` uint8 and the original's ``landmarks (68, 2)``."""
-        from deidvid.faces.iris import eye_openness
+        """``(5,)`` for ``rgb (H, W, 3)`` uint8 and the original's ``landmarks (68, 2)``."""
+        from deidvid.faces.iris import eye_openness, gaze
         from deidvid.faces.mesh import mouth_opening
 
         points = self.mesh(rgb, landmarks).points
-        eyes = eye_openness(self.iris(rgb, points).contours)  # eye 0: the image's left, the subject's right
-        return np.array([mouth_opening(points), eyes[0], eyes[1]])
+        eyes = self.iris(rgb, points)
+        openness = eye_openness(eyes.contours)  # eye 0: the image's left, the subject's right
+        looking = gaze(points, eyes.iris).mean(axis=0)
+        return np.array([mouth_opening(points), openness[0], openness[1], looking[0], looking[1]])
 
 
 class ExpressionTraces:

@@ -2,7 +2,7 @@
 
 Pass 1 meshes every face frame (:class:`deidvid.surrogate.meshtrack.MeshObserver`).
 Per track, one surrogate from the bundled bank (:mod:`deidvid.surrogate.choose`) is
-drawn in the person's pose and expression, under their lighting, over a strong blur of
+drawn in the person's pose, expression and gaze, under their lighting, over a strong blur of
 the crop (:mod:`deidvid.surrogate.render`). Frames where the mesh could not be fitted
 (profile, tiny or lost faces) get the blur only: the fail-closed cover, counted in the
 report. The surrogate carries no pulse of its own; the pulse transplant (on by default:
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from deidvid.faces.geometry import CropBox, crop_box, cut_crop
+from deidvid.faces.iris import eye_widths
 from deidvid.methods.base import CropClip, Method, PasteMode
 from deidvid.surrogate import choose, render
 from deidvid.surrogate.bank import load_bank
@@ -103,8 +104,10 @@ class SurrogateFace(Method):
         """Surrogate ``index`` in frame ``frame_index`` over ``crop (S, S, 3)`` (0..255) of ``box``."""
         prepared = self.bank[index]
         i = frame_index - mesh.start
-        points = render.to_crop(mesh.shape_at(frame_index, prepared.surrogate.shape), box)
-        face, alpha = render.draw(prepared.lit(mesh.lighting[i]), points, crop.shape[0])
+        in_frame = mesh.shape_at(frame_index, prepared.surrogate.shape)
+        # Eyes too small in the frame to show an iris keep the texture's own (render.MIN_EYE_PX).
+        eye_gaze = mesh.gaze[i] if eye_widths(in_frame).mean() >= render.MIN_EYE_PX else None
+        face, alpha = render.draw(prepared.lit(mesh.lighting[i]), render.to_crop(in_frame, box), crop.shape[0], eye_gaze=eye_gaze)
         return render.composite(crop, face, alpha)
 
     def run(self, clips: Sequence[CropClip]) -> list[np.ndarray]:

@@ -2,7 +2,8 @@
 
 :class:`MeshObserver` watches the original frames as pass 1 finds faces: FaceMesh
 (its crop placed by the frame's dlib landmarks), Iris for the eyelids (FaceMesh alone
-under-reports blinks), and a log-linear lighting fit of the skin in UV space. ``finish`` turns each track's observations into a :class:`MeshTrack`:
+under-reports blinks) and the gaze, and a log-linear lighting fit of the skin in UV space.
+``finish`` turns each track's observations into a :class:`MeshTrack`:
 gaps filled, the mesh smoothed in time, split into pose and canonical shape, the
 track's own neutral shape (the median) and a slowly varying lighting (smoothed over
 ``LIGHTING_SIGMA_S``: the pulse must not come from here but from the pulse transplant).
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deidvid.faces.canonical_mesh import load_canonical_mesh
-from deidvid.faces.iris import LOWER_LID, MESH_LOWER_LID, MESH_UPPER_LID, UPPER_LID, eye_crops
+from deidvid.faces.iris import LOWER_LID, MESH_LOWER_LID, MESH_UPPER_LID, UPPER_LID, eye_crops, gaze
 from deidvid.faces.mesh import SquareCrop
 from deidvid.surrogate import lighting, raster
 from deidvid.surrogate.shape import Pose, split_pose
@@ -36,6 +37,7 @@ class Observation:
     points: np.ndarray  # (468, 3) float32, frame pixels
     score: float
     lighting: np.ndarray | None  # (3, 3) or None when the fit failed
+    gaze: np.ndarray  # (2, 3) per eye: pupil (x, y) and iris radius in the eye's frame (deidvid.faces.iris.gaze)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class MeshTrack:
         expression: ``(T, 468, 3)`` the shape minus the track's neutral shape (cm).
         lighting: ``(T, 3, 3)`` smoothed lighting fits (:mod:`deidvid.surrogate.lighting`).
         valid: ``(T,)`` bool: a mesh that can be rendered (else the fallback covers the face).
+        gaze: ``(T, 2, 3)`` where the eyes look (:func:`deidvid.faces.iris.gaze`), smoothed like the mesh.
         samples: a few original frames for choosing the surrogate: ``(frame_index, frame_rgb, landmarks68)``.
     """
 
@@ -56,6 +59,7 @@ class MeshTrack:
     expression: np.ndarray
     lighting: np.ndarray
     valid: np.ndarray
+    gaze: np.ndarray
     samples: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -109,16 +113,23 @@ class MeshObserver:
         points, scores = self.mesh.predict(crops)
         eyes = [eye_crops(p) for p in points]
         eye_images = np.stack([sq.warp(c) for c, pair in zip(crops, eyes) for sq in pair])
-        contours = self.iris.predict(eye_images)[0].reshape(len(crops), 2, -1, 3)
-        for (track_id, frame_index, crop, square), p, score, pair, lids in zip(self.pending, points, scores, eyes, contours):
+        contours, irises = self.iris.predict(eye_images)
+        contours = contours.reshape(len(crops), 2, -1, 3)
+        irises = irises.reshape(len(crops), 2, -1, 3)
+        for (track_id, frame_index, crop, square), p, score, pair, lids, iris in zip(
+            self.pending, points, scores, eyes, contours, irises
+        ):
             p = p.astype(np.float64)
             for eye in range(2):
                 lid = pair[eye].to_frame(lids[eye, :, :2])  # eye crop -> mesh crop pixels
                 p[list(MESH_LOWER_LID[eye]), :2] = lid[list(LOWER_LID)]
                 p[list(MESH_UPPER_LID[eye]), :2] = lid[list(UPPER_LID)]
+            eye_gaze = gaze(p, np.stack([pair[eye].to_frame(iris[eye, :, :2]) for eye in range(2)]))
             light = _lighting(crop, p)
             frame_points = square.to_frame(p)
-            self.observations.setdefault(track_id, {})[frame_index] = Observation(frame_points.astype(np.float32), float(score), light)
+            self.observations.setdefault(track_id, {})[frame_index] = Observation(
+                frame_points.astype(np.float32), float(score), light, eye_gaze
+            )
         self.pending.clear()
 
     def finish(self, tracks, times_s: np.ndarray) -> None:
@@ -181,9 +192,14 @@ def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.
     good = sorted(f for f, o in seen.items() if o.score >= MIN_MESH_SCORE)
     if not good:
         empty = np.zeros((len(frames), *reference.shape))
-        return MeshTrack(start, [Pose(np.eye(3), 1.0, np.zeros(3))] * len(frames), empty, np.zeros((len(frames), 3, 3)), np.zeros(len(frames), bool))
+        return MeshTrack(
+            start, [Pose(np.eye(3), 1.0, np.zeros(3))] * len(frames), empty, np.zeros((len(frames), 3, 3)),
+            np.zeros(len(frames), bool), np.zeros((len(frames), 2, 3)),
+        )
     points = _fill_gaps(frames, np.array(good), np.stack([seen[f].points for f in good]).astype(np.float64))
     points = _gaussian_smooth(points, MESH_SIGMA_FRAMES)
+    gazes = _fill_gaps(frames, np.array(good), np.stack([seen[f].gaze for f in good]).astype(np.float64))
+    gazes = _gaussian_smooth(gazes, MESH_SIGMA_FRAMES)
     lit = [f for f in good if seen[f].lighting is not None]
     fps = (len(frames) - 1) / max(float(times_s[end - 1] - times_s[start]), 1e-6) if len(frames) > 1 else 25.0
     if lit:
@@ -201,4 +217,4 @@ def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.
     nearest_good = np.min(np.abs(frames[:, None] - np.array(good)[None]), axis=1)
     valid = near & wide & (nearest_good <= max(int(round(0.2 * fps)), 1))
     neutral = np.median(shapes[valid] if valid.any() else shapes, axis=0)
-    return MeshTrack(start, list(poses), shapes - neutral, light, valid)
+    return MeshTrack(start, list(poses), shapes - neutral, light, valid, gazes)

@@ -42,6 +42,7 @@ class UVSpace:
         skin: ``(size, size)`` bool: cheeks, forehead, nose, chin; no eyes, brows, lips or outline.
         inner_mouth: ``(F,)`` bool triangles inside the inner lip ring.
         mouth: ``(size, size)`` bool texels of those triangles.
+        eyes: ``(size, size)`` bool texels inside the two eye openings.
     """
 
     size: int
@@ -52,6 +53,7 @@ class UVSpace:
     skin: np.ndarray
     inner_mouth: np.ndarray
     mouth: np.ndarray
+    eyes: np.ndarray
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
         """Texel centres ``(u, v)`` in [0, 1], each ``(size, size)``."""
@@ -95,4 +97,5 @@ def uv_space(size: int = TEXTURE_SIZE) -> UVSpace:
         skin=face & ~grown & (ids >= 0),
         inner_mouth=inner_mouth,
         mouth=np.isin(ids, np.flatnonzero(inner_mouth)),
+        eyes=_fill(points, RIGHT_EYE, size) | _fill(points, LEFT_EYE, size),
     )

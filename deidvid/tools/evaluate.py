@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from deidvid.measure.expression import MESH_SIGNALS, min_defined_r
+from deidvid.measure.expression import GAZE_SIGNALS, MESH_SIGNALS, min_defined_r
 from deidvid.recognise import ALL_RECOGNISERS
 
 RECOGNISER_COLUMNS = {"faceapi_resnet": "A", "mobilefacenet": "B", "mobileface": "C"}
@@ -112,9 +112,12 @@ def summary_row(report: dict[str, Any], method: str, video: str) -> dict[str, An
     expression = min_defined_r({k: v for k, v in signals.items() if k not in MESH_SIGNALS})
     if expression is not None:
         row["expression_r"] = expression
-    mesh = min_defined_r({k: v for k, v in signals.items() if k in MESH_SIGNALS})
+    mesh = min_defined_r({k: v for k, v in signals.items() if k in MESH_SIGNALS and k not in GAZE_SIGNALS})
     if mesh is not None:
         row["mesh_expression_r"] = mesh
+    looking = min_defined_r({k: v for k, v in signals.items() if k in GAZE_SIGNALS})
+    if looking is not None:
+        row["gaze_r"] = looking
     flicker = (face.get("temporal") or {}).get("flicker_ratio")
     if flicker is not None:
         row["flicker_ratio"] = flicker
@@ -140,7 +143,7 @@ COLUMNS = (
     ("chrom_dhr_whole_bpm", "CHROM dHR whole"), ("chrom_pearson_10s", "CHROM r 10 s"),
     ("physnet_dhr_whole_bpm", "PhysNet dHR whole"), ("physnet_found", "PhysNet finds pulse"),
     ("face_psnr_db", "face PSNR dB"), ("face_ssim", "face SSIM"), ("detected", "detected"),
-    ("haar_detected", "Haar detected"), ("expression_r", "dlib expression r (min)"), ("mesh_expression_r", "mesh mouth/eyes r (min)"), ("flicker_ratio", "flicker ratio"),
+    ("haar_detected", "Haar detected"), ("expression_r", "dlib expression r (min)"), ("mesh_expression_r", "mesh mouth/eyes r (min)"), ("gaze_r", "gaze x/y r (min)"), ("flicker_ratio", "flicker ratio"),
 )  # fmt: skip
 
 

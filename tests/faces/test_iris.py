@@ -152,3 +152,47 @@ def test_eye_openness_geometry():
 def test_eye_openness_from_the_mesh(astronaut_mesh):
     openness = eye_openness(astronaut_mesh)
     assert openness.shape == (2,) and ((openness > 0.2) & (openness < 0.5)).all(), openness
+
+
+def test_gaze_is_the_pupil_in_the_eye_frame_and_place_gaze_inverts_it():
+    from scipy.spatial.transform import Rotation
+
+    from deidvid.faces.iris import gaze, place_gaze
+
+    rng = np.random.default_rng(0)
+    points = rng.random((468, 2)) * 100
+    points[[33, 133]] = [[10.0, 50.0], [40.0, 50.0]]  # eye 0: level, 30 px wide
+    points[[362, 263]] = [[60.0, 50.0], [90.0, 50.0]]
+    iris = np.zeros((2, 5, 2))
+    iris[0, 0], iris[1, 0] = [28.0, 53.0], [72.0, 47.0]  # eye 0 looks right and down, eye 1 left and up
+    iris[:, 1:] = iris[:, :1] + 6.0 * np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])
+    g = gaze(points, iris)
+    np.testing.assert_allclose(g, [[3 / 30, 3 / 30, 0.2], [-3 / 30, -3 / 30, 0.2]], atol=1e-12)
+    # The same eyes on a face rolled, scaled and moved: the same gaze, placed back where the pupils went.
+    turn = Rotation.from_euler("z", 40, degrees=True).as_matrix()[:2, :2]
+    moved = lambda p: p @ turn.T * 1.7 + [200.0, -30.0]  # noqa: E731
+    np.testing.assert_allclose(gaze(moved(points), moved(iris)), g, atol=1e-12)
+    centres, radii = place_gaze(moved(points), g)
+    np.testing.assert_allclose(centres, moved(iris[:, 0]), atol=1e-9)
+    np.testing.assert_allclose(radii, 6.0 * 1.7, atol=1e-9)
+
+
+def test_gaze_follows_pupils_moved_inside_the_eyes(iris_model, astronaut, astronaut_mesh):
+    """The astronaut's irises moved sideways inside their eyes (the lids kept): Iris's gaze
+    moves with them, in the eye-width units :func:`gaze` promises."""
+    from deidvid.faces.iris import gaze
+
+    before = gaze(astronaut_mesh, iris_model.eyes(astronaut, astronaut_mesh).iris)
+    shifted = astronaut.copy()
+    shift = 3
+    for eye in range(2):
+        a, b = astronaut_mesh[list(EYE_CORNERS[eye]), :2]
+        x0, x1 = int(round(a[0] + 0.25 * (b[0] - a[0]))), int(round(b[0] - 0.15 * (b[0] - a[0])))
+        y0, y1 = int(round(min(a[1], b[1]) - 4)), int(round(max(a[1], b[1]) + 4))
+        shifted[y0:y1, x0 + shift : x1] = astronaut[y0:y1, x0 : x1 - shift]  # the iris to the image's right
+    after = gaze(astronaut_mesh, iris_model.eyes(shifted, astronaut_mesh).iris)
+    widths = [np.linalg.norm(np.subtract(*astronaut_mesh[list(c), :2])) for c in EYE_CORNERS]
+    moved = after[:, 0] - before[:, 0]
+    print(f"gaze x moved {moved}, expected ~{[shift / w for w in widths]}")
+    assert (moved > 0.3 * shift / np.array(widths)).all(), moved
+    assert (np.abs(after[:, 1] - before[:, 1]) < 0.05).all()

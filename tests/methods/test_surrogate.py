@@ -90,3 +90,44 @@ def test_two_faces_get_a_surrogate_each(tmp_path, monkeypatch):
         x0, y0, x1, y1 = np.round(landmark_box(method.tracks[track.id].at(12))).astype(int)
         inner = (slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4), slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4))
         assert np.abs(out[12][inner].astype(float) - original[12][inner]).mean() > 8.0
+
+
+def test_the_drawn_eyes_look_where_the_person_looks():
+    """The method draws each frame's gaze from the mesh track: the surrogate's irises move
+    to the image's right when the person's pupils do, and nothing else changes."""
+    from deidvid.faces.canonical_mesh import load_canonical_mesh
+    from deidvid.faces.geometry import CropBox
+    from deidvid.surrogate.meshtrack import MeshTrack
+    from deidvid.surrogate.shape import Pose
+    from deidvid.surrogate.uvspace import LEFT_EYE, RIGHT_EYE
+
+    method = build_method("surrogate")
+    frames = 2
+    gaze = np.zeros((frames, 2, 3))
+    gaze[:, :, 2] = 0.2
+    gaze[0, :, 0], gaze[1, :, 0] = -0.12, 0.12  # frame 0 looks to the image's left, frame 1 to its right
+    neutral = load_canonical_mesh().vertices.astype(np.float64)
+    lighting = np.tile(method.bank[0].own_lighting, (frames, 1, 1))
+    crop = np.full((128, 128, 3), 120.0, np.float32)
+
+    def drawn_at(scale: float, box: CropBox) -> tuple[list[np.ndarray], Pose]:
+        pose = Pose(np.eye(3), scale, np.array([box.x0 + box.side / 2, -(box.y0 + box.side / 2), 0.0]))
+        mesh = MeshTrack(0, [pose] * frames, np.zeros((frames, 468, 3)), lighting, np.ones(frames, bool), gaze)
+        return [method.draw(0, mesh, f, crop, box) for f in range(frames)], pose
+
+    # A face with eyes narrower than render.MIN_EYE_PX keeps the texture's eyes: the gaze changes nothing.
+    small, _ = drawn_at(5.0, CropBox(10, 10, 90))
+    np.testing.assert_array_equal(small[0], small[1])
+    box = CropBox(40, 40, 240)
+    drawn, pose = drawn_at(14.0, box)  # eyes ~36 px wide
+    changed = np.abs(drawn[1] - drawn[0]).max(axis=2) > 10
+    points = box.to_crop(pose.apply(neutral)[:, :2])
+    for ring in (RIGHT_EYE, LEFT_EYE):
+        lo, hi = points[list(ring)].min(axis=0) - 2, points[list(ring)].max(axis=0) + 2
+        inside = np.zeros_like(changed)
+        inside[int(lo[1]) : int(hi[1]) + 1, int(lo[0]) : int(hi[0]) + 1] = True
+        assert changed[inside].any()
+        dark = [np.nonzero(inside & (d.mean(axis=2) < 0.8 * d[inside].mean()))[1].mean() for d in drawn]
+        assert dark[1] - dark[0] > 0.1 * (hi[0] - lo[0]), dark  # the iris moved right
+        changed &= ~inside
+    assert not changed.any()  # only the eyes differ

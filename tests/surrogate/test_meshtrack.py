@@ -22,7 +22,8 @@ def _observations(n: int, yaw_deg: float = 10.0, scale: float = 12.0, open_from:
             shape[MOUTH_GAP[1], 1] -= 1.0  # the lower inner lip drops 1 cm: the mouth opens
         pose = Pose(Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix(), scale, np.array([320.0 + f, -240.0, 0.0]))
         light = np.array([[5.0 + 0.05 * np.sin(2 * np.pi * 1.2 * f / FPS), 0.1, 0.0]] * 3)  # a 72 bpm ripple
-        out[f] = Observation(pose.apply(shape).astype(np.float32), 0.99, light)
+        gaze = np.array([[0.004 * f - 0.1, 0.02, 0.2]] * 2)  # the eyes sweep to the image's right
+        out[f] = Observation(pose.apply(shape).astype(np.float32), 0.99, light, gaze)
     return out
 
 
@@ -37,6 +38,9 @@ def test_pose_expression_and_gaps():
     # relative to the track's own neutral (the median: here the open mouth), the lip drops by 1 cm
     assert abs((gap[50] - gap[5]) + 1.0) < 0.1 and abs(gap[50]) < 0.05
     np.testing.assert_allclose(track.shape_at(50, np.zeros((468, 3)))[:, :2].mean(axis=0), [370.0, 240.0], atol=3.0)
+    # the gaze is kept per frame, the gap filled along the sweep
+    np.testing.assert_allclose(track.gaze[3:-3, 0, 0], 0.004 * np.arange(3, 57) - 0.1, atol=1e-3)  # ends: smoothing
+    np.testing.assert_allclose(track.gaze[:, :, 2], 0.2, atol=1e-9)
 
 
 def test_lighting_is_smoothed_out_of_the_pulse_band():

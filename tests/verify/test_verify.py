@@ -97,7 +97,7 @@ def test_same_video_on_the_new_measures(self_report):
     assert face["detection"]["haar_rate"] == {"original": 1.0, "deidentified": 1.0}
     assert set(face["expression"]) == {
         "mouth_open", "eye_left", "eye_right", "brow_raise", "yaw", "pitch", "roll",
-        "mesh_mouth_open", "mesh_eye_right", "mesh_eye_left",
+        "mesh_mouth_open", "mesh_eye_right", "mesh_eye_left", "gaze_x", "gaze_y",
     }
     for signal, values in face["expression"].items():
         assert values["mad"] == 0.0 and values["frames"] == N_FRAMES // FAST.expression_stride, signal
