@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from deidvid.faces.geometry import CropBox
-from deidvid.faces.iris import EYE_CORNERS, eye_openness, place_gaze
+from deidvid.faces.iris import eye_openness, eye_widths, place_gaze
 from deidvid.methods.blur import gaussian_blur
 from deidvid.surrogate import lighting, raster
 from deidvid.surrogate.bank import Surrogate
@@ -136,9 +136,9 @@ def draw_eyes(image: np.ndarray, points: np.ndarray, eye_gaze: np.ndarray, white
     pts = np.asarray(points, np.float64)
     centres, radii = place_gaze(pts, eye_gaze)
     shown = np.clip((eye_openness(pts) - SHUT_EYE[0]) / (SHUT_EYE[1] - SHUT_EYE[0]), 0.0, 1.0)
+    widths = eye_widths(pts)
     for eye, ring in enumerate((RIGHT_EYE, LEFT_EYE)):  # eye 0: the image's left, as in gaze()
-        a, b = EYE_CORNERS[eye]
-        width = float(np.hypot(*(pts[b, :2] - pts[a, :2])))
+        width = float(widths[eye])
         if width < 2.0 or shown[eye] == 0.0:
             continue
         radius = float(np.clip(radii[eye], IRIS_RADIUS[0] * width, IRIS_RADIUS[1] * width))
