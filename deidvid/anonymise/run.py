@@ -128,8 +128,9 @@ def composite(frame: Frame, results: list[FaceResult], method: Method, lost: lis
     height, width = picture.shape[:2]
     # Only the part of the frame that the faces touch goes through float (a whole 720p
     # frame's conversions cost more than the pastes); a method's per-frame hook sees it all.
+    whole_frame = _sees_whole_frames(method)
     boxes = [r.box for r in results] + [cover_box(region) for region in lost]
-    rows, cols = (slice(0, height), slice(0, width)) if _sees_whole_frames(method) else touched_area(boxes, height, width)
+    rows, cols = (slice(0, height), slice(0, width)) if whole_frame else touched_area(boxes, height, width)
     origin = (cols.start, rows.start)
     # The canvas is on the 0..255 scale either way; a deep picture's finer levels stay as fractions.
     canvas = picture[rows, cols].astype(np.float32)
@@ -139,7 +140,7 @@ def composite(frame: Frame, results: list[FaceResult], method: Method, lost: lis
         paste_face(canvas, r.track.at(frame.index), r.box, r.value, method.paste_mode, method.interpolation, origin)
     for region in lost:
         cover_region(canvas, frame.rgb, region, origin)
-    if _sees_whole_frames(method):
+    if whole_frame:
         method.finish_frame(frame.index, canvas)
     out = picture.copy()
     if frame.deep is None:

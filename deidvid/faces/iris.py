@@ -231,9 +231,9 @@ def gaze(mesh_points: np.ndarray, iris: np.ndarray) -> np.ndarray:
     points) in the same pixels.
     """
     origins, x, y, widths = _eye_axes(mesh_points)
-    pupils = np.asarray(iris, dtype=np.float64)[:, 0, :2] - origins
-    edges = np.asarray(iris, dtype=np.float64)[:, 1:, :2]
-    radii = np.linalg.norm(edges - np.asarray(iris, dtype=np.float64)[:, :1, :2], axis=-1).mean(axis=1)
+    points = np.asarray(iris, dtype=np.float64)[:, :, :2]
+    pupils = points[:, 0] - origins
+    radii = np.linalg.norm(points[:, 1:] - points[:, :1], axis=-1).mean(axis=1)
     return np.stack([(pupils * x).sum(axis=1) / widths, (pupils * y).sum(axis=1) / widths, radii / widths], axis=1)
 
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from deidvid.anonymise.options import AnonymiseOptions
-from deidvid.io.ahead import read_ahead
-from deidvid.io.decode import iter_frames, probe
+from deidvid.io.decode import probe
 from deidvid.io.encode import VideoWriter
+from deidvid.timing import StageTimer, timed_frames
 
 
 def decode_encode(src: Path, dst: Path) -> int:
@@ -22,8 +22,8 @@ def decode_encode(src: Path, dst: Path) -> int:
     opts = AnonymiseOptions()
     info = probe(src)
     with VideoWriter(dst, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, threads=opts.threads) as writer:
-        # Read ahead like anonymise: the decoder's thread overlaps the encoder here too.
-        for frame in read_ahead(iter_frames(src, info, deep=not opts.lossless)):
+        # anonymise's own frame source: decoded ahead in a thread, overlapping the encoder here too.
+        for frame in timed_frames(src, info, StageTimer(), deep=not opts.lossless):
             writer.write(frame, frame.rgb if frame.deep is None else frame.deep)
     return writer.frames_written
 
