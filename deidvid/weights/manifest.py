@@ -108,15 +108,31 @@ def _verified(path: Path, expected_sha256: str) -> Path:
     return path
 
 
+def weights_file(name: str, key: str = "file") -> Path:
+    """Path of model ``name``'s bundled file (``entry[key]``, or ``entry[key]["file"]`` for
+    a block such as ``graph``), after checking its sha256 against the manifest."""
+    entry = manifest_entry(name).get(key)
+    if isinstance(entry, dict):
+        file, sha256 = entry.get("file"), entry.get("sha256")
+    else:
+        file, sha256 = entry, manifest_entry(name).get("sha256")
+    if not file or not sha256:
+        raise WeightsError(f"model '{name}' has no {key} in the manifest; {REBUILD_HINT}")
+    return _verified(weights_dir() / file, sha256)
+
+
 def load_safetensors(name: str) -> dict[str, "torch.Tensor"]:  # noqa: F821
     """Load the tensors of model ``name`` after checking the file's sha256."""
     from safetensors.torch import load_file
 
-    entry = manifest_entry(name)
-    if "file" not in entry:
-        raise WeightsError(f"model '{name}' has no weights file in the manifest; {REBUILD_HINT}")
-    path = _verified(weights_dir() / entry["file"], entry["sha256"])
-    return load_file(str(path))
+    return load_file(str(weights_file(name)))
+
+
+def load_arrays(name: str) -> dict[str, "np.ndarray"]:  # noqa: F821
+    """:func:`load_safetensors` as numpy arrays (no torch import)."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(weights_file(name)))
 
 
 def package_file(name: str) -> Path:

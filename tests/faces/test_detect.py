@@ -26,11 +26,11 @@ from deidvid.faces.detect import (
     box_iou,
     decode_boxes,
     decode_points,
-    load_retinaface,
     network_size,
     nms,
     prior_boxes,
 )
+from deidvid.faces.retinaface import load_retinaface
 from deidvid.testing.sources import FETCH_ERRORS, fetched_or_skip
 
 data = pytest.importorskip("skimage.data")
@@ -72,7 +72,7 @@ def _random_boxes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_box_iou_matches_direct_formula():
     a, _ = _random_boxes(7, 0)
     b, _ = _random_boxes(5, 1)
-    got = box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    got = box_iou(a, b)
     for i, p in enumerate(a):
         for j, q in enumerate(b):
             iw = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
@@ -83,11 +83,11 @@ def test_box_iou_matches_direct_formula():
 
 
 def test_nms_keeps_best_of_overlapping_pair():
-    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=torch.float32)
-    scores = torch.tensor([0.8, 0.9, 0.7])
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
+    scores = np.array([0.8, 0.9, 0.7], dtype=np.float32)
     assert nms(boxes, scores, 0.4).tolist() == [1, 2]
     assert nms(boxes, scores, 0.9).tolist() == [1, 0, 2]  # IoU 0.68 < 0.9: all kept
-    assert nms(boxes[:0], scores[:0], 0.4).numel() == 0
+    assert nms(boxes[:0], scores[:0], 0.4).size == 0
 
 
 @pytest.mark.parametrize("iou_threshold", [0.2, 0.4, 0.7])
@@ -96,7 +96,7 @@ def test_nms_matches_opencv(iou_threshold: float, seed: int):
     boxes, scores = _random_boxes(300, seed)
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
     expected = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, iou_threshold)
-    got = nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou_threshold)
+    got = nms(boxes, scores, iou_threshold)
     assert got.tolist() == np.asarray(expected).reshape(-1).tolist()
 
 
@@ -110,23 +110,23 @@ def test_prior_boxes_match_ssd_loop(height: int, width: int):
                     cx, cy = (col + 0.5) * stride / width, (row + 0.5) * stride / height
                     expected.append([cx, cy, size / width, size / height])
     got = prior_boxes(height, width)
-    assert got.shape == (len(expected), 4)
-    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float32))
+    assert got.shape == (len(expected), 4) and got.dtype == np.float32
+    np.testing.assert_allclose(got, np.array(expected, dtype=np.float32), rtol=1e-6, atol=1e-7)
 
 
 def test_decode_inverts_ssd_encoding():
     priors = prior_boxes(96, 128)
     rng = np.random.default_rng(0)
     idx = rng.choice(len(priors), 50, replace=False)
-    p = priors[idx].double()
+    p = priors[idx].astype(np.float64)
     # Encode known boxes/points the way the network was trained to predict them.
-    box = torch.cat([p[:, :2] - p[:, 2:] * 0.3, p[:, :2] + p[:, 2:] * 0.45], 1)
+    box = np.concatenate([p[:, :2] - p[:, 2:] * 0.3, p[:, :2] + p[:, 2:] * 0.45], 1)
     centre, size = (box[:, :2] + box[:, 2:]) / 2, box[:, 2:] - box[:, :2]
-    loc = torch.cat([(centre - p[:, :2]) / (0.1 * p[:, 2:]), torch.log(size / p[:, 2:]) / 0.2], 1)
-    pts = p[:, None, :2] + torch.from_numpy(rng.uniform(-0.5, 0.5, (50, 5, 2))) * p[:, None, 2:]
-    landm = ((pts - p[:, None, :2]) / (0.1 * p[:, None, 2:])).flatten(1)
-    torch.testing.assert_close(decode_boxes(loc, p), box)
-    torch.testing.assert_close(decode_points(landm, p), pts)
+    loc = np.concatenate([(centre - p[:, :2]) / (0.1 * p[:, 2:]), np.log(size / p[:, 2:]) / 0.2], 1)
+    pts = p[:, None, :2] + rng.uniform(-0.5, 0.5, (50, 5, 2)) * p[:, None, 2:]
+    landm = ((pts - p[:, None, :2]) / (0.1 * p[:, None, 2:])).reshape(50, 10)
+    np.testing.assert_allclose(decode_boxes(loc, p), box, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(decode_points(landm, p), pts, rtol=1e-7, atol=1e-12)
 
 
 def test_network_size_never_upscales():
@@ -348,3 +348,22 @@ def test_small_faces_need_a_larger_max_side(shared_data: Path):
     native = sum(len(d) for d in FaceDetector(max_side=1920).detect_batch(frames))
     assert at_640 >= 3 * len(frames) // 2  # several people face the camera
     assert native > at_640
+
+
+def test_onnx_and_torch_backends_agree(astronaut):
+    """The CPU default (ONNX Runtime) and the torch module give the same detections."""
+    two_faces = np.ascontiguousarray(np.concatenate([astronaut, astronaut[:, ::-1]], 1))
+    onnx_detector, torch_detector = FaceDetector(), FaceDetector(backend="torch")
+    assert onnx_detector.backend == "onnx" and torch_detector.backend == "torch"
+    for frame in (astronaut, two_faces):
+        got, expected = onnx_detector(frame), torch_detector(frame)
+        assert len(got) == len(expected) >= 1
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+            np.testing.assert_allclose(a.points, b.points, atol=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_onnx_backend_is_cpu_only():
+    with pytest.raises(ValueError, match="CPU"):
+        FaceDetector(device="cuda", backend="onnx")

