@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ class PipelineModels:
 
     def __init__(self, opts: AnonymiseOptions) -> None:
         self.opts = opts
+        self._recognisers: Future[dict[str, Recogniser]] | None = None
 
     @cached_property
     def detector(self) -> FaceDetector:
@@ -36,9 +38,25 @@ class PipelineModels:
 
         return build_method(self.opts.method, self.opts.device, self.opts.strength, self.opts.seed)
 
-    @cached_property
+    @property
     def recognisers(self) -> dict[str, Recogniser]:
-        """The identity check's recognisers (all bundled ones)."""
+        """The identity check's recognisers (all bundled ones); waits for :meth:`prefetch_recognisers`."""
+        self.prefetch_recognisers()
+        assert self._recognisers is not None
+        return self._recognisers.result()
+
+    def prefetch_recognisers(self) -> None:
+        """Start loading the recognisers (and importing torch, seconds) in a thread.
+
+        They are first needed in pass 2; pass 1 leaves a core part-idle, so loading
+        beside it takes those seconds off the run. A failure is raised by :attr:`recognisers`.
+        """
+        if self._recognisers is None:
+            loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-recognisers")
+            self._recognisers = loader.submit(self._load_recognisers)
+            loader.shutdown(wait=False)
+
+    def _load_recognisers(self) -> dict[str, Recogniser]:
         from deidvid.recognise import ALL_RECOGNISERS, load_recogniser
 
         return {name: load_recogniser(name, self.opts.device) for name in ALL_RECOGNISERS}

@@ -28,11 +28,11 @@ from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
-from deidvid.measure.identity_check import IdentityCheck
 from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
 
 if TYPE_CHECKING:
+    from deidvid.measure.identity_check import IdentityCheck
     from deidvid.pulse.stage import PulseTransplant
 
 
@@ -219,23 +219,35 @@ def anonymise_video(
     infos = [info] + [probe(src, index) for index in info.video_stream_indices[1:]]
     with timer("model"):
         method = models.method
+    if opts.identity_check:
+        models.prefetch_recognisers()
     keep_pulse = method.replaces_pixels if opts.keep_pulse is None else opts.keep_pulse
     check: IdentityCheck | None = None
     streams: list[StreamPass] = []
     total = sum(i.frame_count for i in infos) if len(infos) > 1 else 0
-    with VideoWriter(
-        dst, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, keep_metadata=opts.keep_metadata,
-        threads=opts.threads, more_videos=infos[1:],
-    ) as writer:
-        for video, stream_info in enumerate(infos):
-            shown = stream_progress(progress, sum(s.info.frame_count for s in streams), total)
-            stream = find_stream_faces(video, stream_info, method, models, opts, keep_pulse, timer, shown)
-            if opts.identity_check and stream.analysis.tracks and check is None:
+    try:
+        with VideoWriter(
+            dst, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio,
+            keep_metadata=opts.keep_metadata, threads=opts.threads, more_videos=infos[1:],
+        ) as writer:
+            for video, stream_info in enumerate(infos):
+                shown = stream_progress(progress, sum(s.info.frame_count for s in streams), total)
+                stream = find_stream_faces(video, stream_info, method, models, opts, keep_pulse, timer, shown)
+                if opts.identity_check and stream.analysis.tracks and check is None:
+                    with timer("identity_check"):
+                        # Imports torch: here, once the prefetch thread has it loaded.
+                        from deidvid.measure.identity_check import IdentityCheck
+
+                        check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
+                stream.written = render(stream, writer, method, opts, timer, shown, check)
+                stream.method_warnings = method.warnings()
+                streams.append(stream)
+            if check is not None:
                 with timer("identity_check"):
-                    check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
-            stream.written = render(stream, writer, method, opts, timer, shown, check)
-            stream.method_warnings = method.warnings()
-            streams.append(stream)
+                    check.wait()  # inside the writer: a failed check leaves no output
+    finally:
+        if check is not None:
+            check.close()
     timings = {k: round(v, 3) for k, v in timer.seconds.items()}
     timings["total"] = round(time.perf_counter() - t0, 3)
     return video_report(src, dst, opts, streams, keep_pulse, check, timings)

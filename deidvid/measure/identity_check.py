@@ -7,10 +7,15 @@ output crop (at the same landmarks) and count a match when the distance is below
 recogniser's threshold -- the measure ``deidvid verify`` reports on the written video,
 counted by the same :class:`deidvid.measure.identity.IdentityScorer`. The report
 carries the match rates and the pipeline warns when any is above zero.
+
+The recognisers run in a worker thread beside the pipeline (their kernels release the
+GIL), one batch at a time and in order, so the tallies are those of running them inline.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,24 +35,45 @@ class IdentityCheck:
         stride: score every ``stride``-th frame of each clip.
     """
 
+    # Clips handed over and not yet scored; more wait for the oldest (memory stays flat).
+    MAX_PENDING = 2
+
     def __init__(self, recognisers: dict[str, Recogniser], stride: int = 8) -> None:
         self.stride = max(int(stride), 1)
         self.scorer = IdentityScorer(recognisers)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identity-check")
+        self._pending: deque[Future[None]] = deque()
 
     def observe(self, clip_in: np.ndarray, clip_out: np.ndarray, landmarks: np.ndarray) -> None:
-        """Score ``(T, H, W, 3)`` input/output crops in [0, 1] with their ``(T, 68, 2)`` landmarks."""
+        """Score ``(T, H, W, 3)`` input/output crops in [0, 1] with their ``(T, 68, 2)`` landmarks
+        (in the worker thread; the picked frames are copied, so the caller may reuse the arrays)."""
         if not self.scorer.recognisers:
             return
         picked = np.arange(0, len(clip_in), self.stride)
+        batch = np.asarray(clip_in)[picked], np.asarray(clip_out)[picked], np.asarray(landmarks)[picked]
+        while len(self._pending) >= self.MAX_PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._worker.submit(self._score, *batch))
+
+    def _score(self, clip_in: np.ndarray, clip_out: np.ndarray, landmarks: np.ndarray) -> None:
         device = self.scorer.device
-        self.scorer.score(
-            image_batch(np.asarray(clip_in)[picked], device),
-            image_batch(np.asarray(clip_out)[picked], device),
-            landmark_batch(np.asarray(landmarks)[picked], device),
-        )
+        self.scorer.score(image_batch(clip_in, device), image_batch(clip_out, device), landmark_batch(landmarks, device))
+
+    def wait(self) -> None:
+        """Block until every clip handed over is scored; re-raises a failure of the worker."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Stop the worker (clips not yet scored are dropped)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._worker.shutdown(wait=True)
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """Per recogniser: frames scored, match rate (None if none scored), mean distance, threshold."""
+        self.wait()
         return {
             name: {
                 "frames": scores["frames"],

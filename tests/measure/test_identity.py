@@ -175,6 +175,38 @@ def test_identity_check_without_recognisers_or_matches_is_quiet(mean_colour_reco
     assert fresh.summary()["mean"]["match_rate"] is None and fresh.warnings() == []
 
 
+def test_identity_check_scores_in_order_from_copies(mean_colour_recogniser):
+    """The worker thread scores every clip handed over, in order, from copies of the picked
+    frames: the pipeline reuses its arrays as soon as ``observe`` returns."""
+    clips_in = [_frames(6, 10 + i).astype(np.float32) / 255.0 for i in range(5)]
+    clips_out = [_frames(6, 20 + i).astype(np.float32) / 255.0 for i in range(5)]
+    expected = np.concatenate(
+        [_mean_colour_distance(a[::3] * 255.0, b[::3] * 255.0) for a, b in zip(clips_in, clips_out)]
+    )
+    check = IdentityCheck({"mean": mean_colour_recogniser(1e-3)}, stride=3)
+    try:
+        for clip_in, clip_out in zip(clips_in, clips_out):
+            check.observe(clip_in, clip_out, np.zeros((6, 68, 2)))
+            clip_in[:] = 0.0  # reused by the caller
+            clip_out[:] = 1.0
+        assert len(check._pending) <= IdentityCheck.MAX_PENDING
+        check.wait()
+        np.testing.assert_allclose(check.scorer.distances("mean"), expected, atol=1e-6)
+    finally:
+        check.close()
+
+
+def test_identity_check_raises_the_workers_failure(mean_colour_recogniser):
+    check = IdentityCheck({"mean": mean_colour_recogniser(1e-3)}, stride=1)
+    try:
+        check.observe(np.zeros((2, 8, 8, 4)), np.zeros((2, 8, 8, 4)), np.zeros((2, 68, 2)))  # 4 channels: fails in the worker
+        with pytest.raises(ValueError, match="images must be"):
+            check.summary()
+    finally:
+        check.close()
+    assert check._worker._shutdown
+
+
 def test_thresholds_come_from_the_recogniser_registry(mean_colour_recogniser):
     uncalibrated = mean_colour_recogniser(None)
     assert uncalibrated.calibrated_threshold is None
