@@ -28,10 +28,12 @@ class StageTimer:
             self.seconds[stage] += time.perf_counter() - t0
 
 
-def timed_frames(path: Path, info: VideoInfo, timer: StageTimer, deep: bool = False) -> Iterator[Frame]:
+def timed_frames(
+    path: Path, info: VideoInfo, timer: StageTimer, deep: bool = False, keep_yuv: bool = False
+) -> Iterator[Frame]:
     """``iter_frames``, decoded a few frames ahead in a thread (:func:`read_ahead`), with the
     time spent waiting for the decoder booked to the 'decode' stage."""
-    frames = read_ahead(iter_frames(path, info, deep=deep))
+    frames = read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv))
     try:
         while True:
             with timer("decode"):

@@ -28,6 +28,7 @@ from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
+from deidvid.io.yuv import Window
 from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
 
@@ -73,14 +74,15 @@ def render(
             frame = pending.popleft()
             with timer("paste"):
                 results = clips.take(frame.index)
-                rgb = composite(frame, results, method, lost.get(frame.index, []))
+                rgb, changed = composite(frame, results, method, lost.get(frame.index, []))
             with timer("encode"):
-                writer.write(frame, rgb, [face_region(r.box) for r in results], qp_offset, video=stream.video)
+                regions = [face_region(r.box) for r in results]
+                writer.write(frame, rgb, regions, qp_offset, video=stream.video, changed=changed)
             written += 1
             if progress:
                 progress("render", written, analysis.frame_count)
 
-    for frame in timed_frames(info.path, info, timer, deep=not opts.lossless):
+    for frame in timed_frames(info.path, info, timer, deep=not opts.lossless, keep_yuv=not opts.lossless):
         with timer("crop"):
             due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
         if due:
@@ -119,12 +121,17 @@ def face_region(box: CropBox) -> tuple[int, int, int, int]:
     return box.x0 - grow, box.y0 - grow, box.side + 2 * grow, box.side + 2 * grow
 
 
-def composite(frame: Frame, results: list[FaceResult], method: Method, lost: list[np.ndarray]) -> np.ndarray:
-    """Paste every face's result and cover lost faces in one frame; returns ``(H, W, 3)``
-    uint8, or uint16 when the frame has a deep picture (``Frame.deep``: kept in full outside the faces)."""
+def composite(
+    frame: Frame, results: list[FaceResult], method: Method, lost: list[np.ndarray]
+) -> tuple[np.ndarray, Window]:
+    """Paste every face's result and cover lost faces in one frame.
+
+    Returns the picture, ``(H, W, 3)`` uint8, or uint16 when the frame has a deep picture
+    (``Frame.deep``: kept in full outside the faces), and the window outside which it is the frame's own.
+    """
     picture = frame.rgb if frame.deep is None else frame.deep
     if not results and not lost:
-        return picture
+        return picture, (slice(0, 0), slice(0, 0))
     height, width = picture.shape[:2]
     # Only the part of the frame that the faces touch goes through float (a whole 720p
     # frame's conversions cost more than the pastes); a method's per-frame hook sees it all.
@@ -147,7 +154,7 @@ def composite(frame: Frame, results: list[FaceResult], method: Method, lost: lis
         out[rows, cols] = np.clip(np.rint(canvas), 0, 255)
     else:
         out[rows, cols] = np.clip(np.rint(canvas * DEEP_SCALE), 0, 65535)
-    return out
+    return out, (rows, cols)
 
 
 def touched_area(boxes: list[CropBox], height: int, width: int) -> tuple[slice, slice]:

@@ -28,6 +28,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.errors import BadInputError
+from deidvid.io.yuv import converts_windows
 
 # Accurate rounding + full chroma interpolation: exact on flat colours (see module doc).
 RGB_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
@@ -112,6 +113,9 @@ class Frame:
     ``deep`` is the same picture as (H, W, 3) uint16 RGB (0..65535, i.e. ``DEEP_SCALE``
     times the 8-bit scale) for a source of more than 8 bits per component when
     :func:`iter_frames` was asked for it (the encoder keeps its finer levels); else None.
+    ``yuv`` is the source picture as decoded, packed ``(3H/2, W)`` yuv420p
+    (:mod:`deidvid.io.yuv`), when :func:`iter_frames` was asked to keep it and the stream
+    can pass through as YUV outside the faces (:func:`deidvid.io.yuv.converts_windows`); else None.
     """
 
     index: int
@@ -119,6 +123,7 @@ class Frame:
     time_s: float
     rgb: np.ndarray
     deep: np.ndarray | None = None
+    yuv: np.ndarray | None = None
 
 
 def check_input_file(path: Path) -> None:
@@ -366,10 +371,13 @@ def to_rgb(
     return np.ascontiguousarray(rgb)  # PyAV may return row-padded views (dlib needs contiguous)
 
 
-def iter_frames(path: str | Path, info: VideoInfo | None = None, deep: bool = False) -> Iterator[Frame]:
+def iter_frames(
+    path: str | Path, info: VideoInfo | None = None, deep: bool = False, keep_yuv: bool = False
+) -> Iterator[Frame]:
     """Decode ``path`` frame by frame (multi-threaded decoder), in presentation order.
 
     ``deep``: also give ``Frame.deep`` when the source has more than 8 bits per component.
+    ``keep_yuv``: also give ``Frame.yuv`` where the stream allows it.
 
     Memory does not grow with the video's length. Data that FFmpeg cannot decode, or a
     stream that ends early (fewer frames than the mp4/mov index lists, or frames ending
@@ -388,6 +396,9 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None, deep: bool = Fa
         stream.thread_type = "AUTO"
         reformatter = VideoReformatter()
         deep_reformatter = VideoReformatter() if deep and bit_depth(info.pix_fmt) > 8 else None
+        keep_yuv = keep_yuv and converts_windows(
+            info.pix_fmt, info.width, info.height, info.rotation, info.colorspace, info.color_range
+        )
         frames = container.decode(stream)
         while True:
             try:
@@ -406,11 +417,22 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None, deep: bool = Fa
             last_time = time_s
             rgb = to_rgb(frame, info.rotation, reformatter)
             fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
-            yield Frame(index=index, pts=pts, time_s=time_s, rgb=rgb, deep=fine)
+            yuv = frame.to_ndarray(format="yuv420p") if keep_yuv and _same_picture(frame, info) else None
+            yield Frame(index=index, pts=pts, time_s=time_s, rgb=rgb, deep=fine, yuv=yuv)
             index += 1
     finally:
         container.close()
     _check_complete(path, info, index, last_time)
+
+
+def _same_picture(frame: av.VideoFrame, info: VideoInfo) -> bool:
+    """Whether a decoded frame has the format, size and colour tags the stream declared."""
+    return (
+        frame.format.name == info.pix_fmt
+        and (frame.width, frame.height) == (info.width, info.height)
+        and int(frame.colorspace) == info.colorspace
+        and int(frame.color_range) == info.color_range
+    )
 
 
 def _check_complete(path: Path, info: VideoInfo, decoded: int, last_time: float | None) -> None:

@@ -47,6 +47,7 @@ from deidvid.io.atomic import TempFile, remove_stale
 from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
 from deidvid.io.regions import Region, rotate_region, with_regions_of_interest
+from deidvid.io.yuv import Window, converts_windows, grown, put_rgb_window
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -238,7 +239,13 @@ class VideoWriter:
         return self._videos[0].frames_written if self._videos else 0
 
     def write(
-        self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region] = (), qp_offset: int = 0, video: int = 0
+        self,
+        frame: Frame,
+        rgb: np.ndarray,
+        regions: Sequence[Region] = (),
+        qp_offset: int = 0,
+        video: int = 0,
+        changed: Window | None = None,
     ) -> None:
         """Encode ``rgb`` ((H,W,3) uint8, or uint16 for a deep source: see ``Frame.deep``; display
         orientation) at ``frame``'s timestamp into
@@ -248,19 +255,30 @@ class VideoWriter:
         (:func:`with_regions_of_interest`). Audio is interleaved with the first video stream;
         the others may be written after it, one at a time (the muxer keeps each stream's order).
 
+        ``changed``: the only part of ``rgb`` that differs from ``frame.rgb`` (None: unknown).
+        With the source's YUV (``frame.yuv``), only that part is converted and the rest of
+        the picture is the source's own samples (:mod:`deidvid.io.yuv`).
+
         The encoding runs behind, in the writer's thread (:class:`deidvid.io.ahead.Behind`):
         ``rgb`` must not change afterwards, and an encoding error is raised by a later
         ``write`` or by ``close``.
         """
         out = self._videos[video]
         out.check_picture(rgb)
-        self._behind.submit(lambda: self._encode(out, frame, rgb, regions, qp_offset, video == 0))
+        self._behind.submit(lambda: self._encode(out, frame, rgb, regions, qp_offset, video == 0, changed))
 
     def _encode(
-        self, out: _VideoOut, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int, with_audio: bool
+        self,
+        out: _VideoOut,
+        frame: Frame,
+        rgb: np.ndarray,
+        regions: Sequence[Region],
+        qp_offset: int,
+        with_audio: bool,
+        changed: Window | None,
     ) -> None:
         try:
-            self._container.mux(out.encode(frame, rgb, regions, qp_offset))
+            self._container.mux(out.encode(frame, rgb, regions, qp_offset, changed))
         except av.error.FFmpegError as err:
             raise DeidvidError(f"{self.out_path}: encoding failed at frame {frame.index} ({err})") from None
         if with_audio:
@@ -370,6 +388,7 @@ class _VideoOut:
         # Without PyAV's display-matrix writer, store the frames already rotated.
         self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
         self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
+        self._window_reformatter = VideoReformatter()  # the faces' windows (sizes vary)
         width, height = (info.width, info.height) if self._rotate_pixels else info.stored_size
         if lossless:
             codec, pix_fmt, options = "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
@@ -391,15 +410,24 @@ class _VideoOut:
         if info.rotation and not self._rotate_pixels:
             stream.set_display_rotation(info.rotation)
         self._pix_fmt = pix_fmt
+        # Same format, matrix and range out as in, upright: the source's samples can pass through.
+        self._passes_yuv = pix_fmt == "yuv420p" and not lossless and converts_windows(
+            info.pix_fmt, info.width, info.height, info.rotation, info.colorspace, info.color_range
+        )
         self.stream = stream
 
     @property
     def last_time_s(self) -> float:
         return float(self.last_pts * self.info.time_base)
 
-    def encode(self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int) -> list[av.Packet]:
+    def encode(
+        self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int, changed: Window | None = None
+    ) -> list[av.Packet]:
         """The packets that encoding ``rgb`` at ``frame``'s time gives (see :meth:`VideoWriter.write`)."""
-        video_frame = self._video_frame(frame, rgb)
+        if self._passes_yuv and frame.yuv is not None and changed is not None and rgb.dtype == np.uint8:
+            video_frame = self._source_with_window(frame, rgb, changed)
+        else:
+            video_frame = self._video_frame(frame, rgb)
         if regions and qp_offset and not self._lossless:
             video_frame = with_regions_of_interest(video_frame, self._stored_regions(regions), qp_offset)
         packets = self.stream.encode(video_frame)
@@ -431,6 +459,23 @@ class _VideoOut:
                 dst_color_range=2 if info.color_range == 2 else 1,
                 interpolation=_YUV_INTERPOLATION,
             )
+        video_frame.pts = self._next_pts(frame)
+        video_frame.time_base = info.time_base
+        return video_frame
+
+    def _source_with_window(self, frame: Frame, rgb: np.ndarray, changed: Window) -> av.VideoFrame:
+        """The source's own YUV picture with ``rgb``'s ``changed`` part converted into it."""
+        assert frame.yuv is not None
+        info = self.info
+        packed = frame.yuv.copy()
+        inner = grown(changed, info.height, info.width, margin=0)
+        outer = grown(changed, info.height, info.width)
+        if inner is not None and outer is not None:
+            put_rgb_window(
+                packed, rgb, outer, inner, _SWS_COLORSPACE.get(_output_colorspace(info)),
+                2 if info.color_range == 2 else 1, _YUV_INTERPOLATION, self._window_reformatter,
+            )
+        video_frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
         video_frame.pts = self._next_pts(frame)
         video_frame.time_base = info.time_base
         return video_frame

@@ -22,9 +22,11 @@ def decode_encode(src: Path, dst: Path) -> int:
     opts = AnonymiseOptions()
     info = probe(src)
     with VideoWriter(dst, info, crf=opts.crf, lossless=opts.lossless, copy_audio=opts.copy_audio, threads=opts.threads) as writer:
-        # anonymise's own frame source: decoded ahead in a thread, overlapping the encoder here too.
-        for frame in timed_frames(src, info, StageTimer(), deep=not opts.lossless):
-            writer.write(frame, frame.rgb if frame.deep is None else frame.deep)
+        # anonymise's pass 2 with nothing to change: its frame source (decoded ahead in a thread,
+        # overlapping the encoder), and frames written as a faceless frame is.
+        for frame in timed_frames(src, info, StageTimer(), deep=not opts.lossless, keep_yuv=not opts.lossless):
+            picture = frame.rgb if frame.deep is None else frame.deep
+            writer.write(frame, picture, changed=(slice(0, 0), slice(0, 0)))
     return writer.frames_written
 
 

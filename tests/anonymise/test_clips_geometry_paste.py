@@ -184,10 +184,16 @@ def test_composite_of_the_touched_area_equals_the_whole_frame_composite(astronau
     lost = [np.array([250.0, 150.0, 330.0, 250.0])]  # reaches past the bottom-right corner
     frame = Frame(0, 0, 0.0, rgb)
     expected = _whole_frame_composite(frame, results, method, lost)
-    got = composite(frame, results, method, lost)
+    got, (rows, cols) = composite(frame, results, method, lost)
     assert got.dtype == np.uint8 and got.shape == rgb.shape
     np.testing.assert_array_equal(got, expected)
     assert not np.array_equal(got, rgb)
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[rows, cols] = False
+    np.testing.assert_array_equal(got[outside], rgb[outside])  # the encoder converts only the window
+    assert outside.any() and not np.array_equal(got[rows, cols], rgb[rows, cols])
+    untouched, nothing = composite(frame, [], method, [])
+    assert untouched is rgb and nothing == (slice(0, 0), slice(0, 0))
 
 
 def test_touched_area_is_the_union_of_the_boxes_inside_the_frame():

@@ -1,0 +1,107 @@
+"""The faces' part of a frame back to the source's YUV 4:2:0; the rest passes through.
+
+Pass 2 changes only the pixels around faces, so for an 8-bit 4:2:0 source the encoder
+converts only that window from RGB to YUV and writes it into the source's own YUV
+picture: the rest of the frame costs no conversion (the whole frame's took 6-7 ms per
+720p frame, in the encoder's thread) and keeps its samples exactly, without the RGB
+round trip's rounding. Inside the window the samples are those that converting the whole
+frame gives: swscale's chroma filter reaches a few pixels, and the window is converted
+with :data:`MARGIN` more on each side, aligned to the chroma grid, so what is kept saw
+the same neighbours as in the whole frame (``tests/io/test_yuv.py`` checks it bit for bit).
+
+(Decoding cannot do the same: a picture cut out of a decoded frame loses its chroma
+siting, which PyAV 18 does not expose, and converts up to 6 levels differently at
+colour edges.)
+
+A picture is kept as FFmpeg's packed ``yuv420p`` array (``VideoFrame.to_ndarray``): the
+``H x W`` luma plane, then the two ``H/2 x W/2`` chroma planes, flattened, as
+``(3H/2, W)`` uint8.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+Window = tuple[slice, slice]  # (rows, cols) of a frame
+
+# Pixels added on each side of a window before converting it: more than the reach of
+# swscale's chroma filters (bilinear up, bicubic down: 2 chroma samples = 4 pixels).
+MARGIN = 16
+
+# Colour matrices whose decode (the frame's tag) and encode (the stream's tag) agree, and
+# ranges both read as limited: only there does a converted window meet the untouched rest
+# without a seam.
+_MATRICES = frozenset({1, 2, 5, 6})  # BT.709, unspecified (BT.601), BT.470BG, SMPTE 170M
+_RANGES = frozenset({0, 1})  # unspecified, limited
+
+
+def converts_windows(pix_fmt: str, width: int, height: int, rotation: int, colorspace: int, color_range: int) -> bool:
+    """Whether a stream's frames can pass through as YUV outside the faces (8-bit 4:2:0,
+    even size, stored upright, a matrix and range that convert both ways alike)."""
+    return (
+        pix_fmt == "yuv420p"
+        and width % 2 == 0
+        and height % 2 == 0
+        and rotation % 360 == 0
+        and colorspace in _MATRICES
+        and color_range in _RANGES
+    )
+
+
+def grown(window: Window, height: int, width: int, margin: int = MARGIN) -> Window | None:
+    """``window`` grown by ``margin`` on each side, aligned outward to even rows and
+    columns and clipped to the frame; None when it is empty."""
+    rows, cols = window
+    if rows.stop <= rows.start or cols.stop <= cols.start:
+        return None
+    top, left = max((rows.start - margin) // 2 * 2, 0), max((cols.start - margin) // 2 * 2, 0)
+    bottom = min(-(-(rows.stop + margin) // 2) * 2, height)
+    right = min(-(-(cols.stop + margin) // 2) * 2, width)
+    return slice(top, bottom), slice(left, right)
+
+
+def planes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y ``(H, W)``, U and V ``(H/2, W/2)`` planes of a packed ``(3H/2, W)`` picture."""
+    width = packed.shape[1]
+    height = packed.shape[0] * 2 // 3
+    flat = packed.reshape(-1)
+    luma, chroma = height * width, (height // 2) * (width // 2)
+    y = flat[:luma].reshape(height, width)
+    u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
+    v = flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2)
+    return y, u, v
+
+
+def put_rgb_window(
+    packed: np.ndarray,
+    rgb: np.ndarray,
+    window: Window,
+    inner: Window,
+    dst_colorspace: str | None,
+    dst_color_range: int,
+    interpolation: int,
+    reformatter: VideoReformatter,
+) -> None:
+    """Convert ``rgb``'s even-aligned ``window`` (an ``(H, W, 3)`` uint8 frame) to YUV and
+    write its part ``inner`` (even-aligned, inside ``window`` by :data:`MARGIN` where not at
+    the frame's edge) into the packed picture, in place."""
+    rows, cols = window
+    source = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[rows, cols]), format="rgb24")
+    converted = reformatter.reformat(
+        source, format="yuv420p", dst_colorspace=dst_colorspace, dst_color_range=dst_color_range,
+        interpolation=interpolation,
+    ).to_ndarray()
+    inner_rows = slice(inner[0].start - rows.start, inner[0].stop - rows.start)
+    inner_cols = slice(inner[1].start - cols.start, inner[1].stop - cols.start)
+    half = (
+        slice(inner[0].start // 2, inner[0].stop // 2), slice(inner[1].start // 2, inner[1].stop // 2)
+    )
+    half_inner = (
+        slice(inner_rows.start // 2, inner_rows.stop // 2), slice(inner_cols.start // 2, inner_cols.stop // 2)
+    )
+    (y, u, v), (part_y, part_u, part_v) = planes(packed), planes(converted)
+    y[inner] = part_y[inner_rows, inner_cols]
+    u[half] = part_u[half_inner]
+    v[half] = part_v[half_inner]

@@ -1,0 +1,111 @@
+"""deidvid.io.yuv: only the faces' window goes back to YUV; the rest is the source's own samples."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from deidvid.io.decode import iter_frames, probe
+from deidvid.io.encode import VideoWriter
+from deidvid.io.yuv import MARGIN, converts_windows, grown, planes, put_rgb_window
+from deidvid.testing.synthetic_video import make_face_video
+
+# The encoder's flags (deidvid.io.encode): bicubic chroma, accurate rounding.
+FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+
+
+def _whole_frame_yuv(rgb: np.ndarray, colorspace: str | None) -> np.ndarray:
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return (
+        VideoReformatter()
+        .reformat(frame, format="yuv420p", dst_colorspace=colorspace, dst_color_range=1, interpolation=FLAGS)
+        .to_ndarray()
+    )
+
+
+def _half(window):
+    return tuple(slice(s.start // 2, s.stop // 2) for s in window)
+
+
+def test_grown_windows_are_even_and_clipped():
+    assert grown((slice(5, 9), slice(0, 0)), 100, 100) is None
+    assert grown((slice(5, 9), slice(3, 7)), 100, 100, margin=0) == (slice(4, 10), slice(2, 8))
+    assert grown((slice(5, 95), slice(3, 7)), 100, 101, margin=MARGIN) == (slice(0, 100), slice(0, 24))
+
+
+@pytest.mark.parametrize("colorspace", [None, "itu709"])
+def test_a_window_converts_as_in_the_whole_frame(colorspace):
+    """Inside the (even-aligned) window, the samples are the whole frame's conversion, bit for
+    bit, wherever it lies (edges and corners included); outside, the picture is untouched."""
+    rng = np.random.default_rng(0)
+    height, width = 120, 200
+    # Smooth content plus sharp colour edges: chroma filters must see the same neighbours.
+    yy, xx = np.mgrid[:height, :width]
+    rgb = np.stack([(xx * 1.2) % 256, (yy * 2.1) % 256, ((xx + yy) * 0.7) % 256], -1).astype(np.uint8)
+    rgb[rng.random((height, width)) < 0.05] = rng.integers(0, 256, 3, dtype=np.uint8)
+    reference = _whole_frame_yuv(rgb, colorspace)
+    source = rng.integers(16, 236, reference.shape, dtype=np.uint8)
+    reformatter = VideoReformatter()
+    for _ in range(40):
+        top, left = int(rng.integers(0, height - 2)), int(rng.integers(0, width - 2))
+        area = (slice(top, int(rng.integers(top + 1, height + 1))), slice(left, int(rng.integers(left + 1, width + 1))))
+        inner, outer = grown(area, height, width, margin=0), grown(area, height, width)
+        packed = source.copy()
+        put_rgb_window(packed, rgb, outer, inner, colorspace, 1, FLAGS, reformatter)
+        for plane, (got, want, was) in enumerate(zip(planes(packed), planes(reference), planes(source))):
+            window = inner if plane == 0 else _half(inner)
+            np.testing.assert_array_equal(got[window], want[window])
+            outside = np.ones(got.shape, bool)
+            outside[window] = False
+            np.testing.assert_array_equal(got[outside], was[outside])
+
+
+def test_which_streams_pass_through():
+    assert converts_windows("yuv420p", 320, 240, 0, 2, 0)
+    assert converts_windows("yuv420p", 320, 240, 0, 1, 1)  # BT.709, limited
+    assert not converts_windows("yuv420p", 320, 240, 90, 2, 0)  # stored turned
+    assert not converts_windows("yuv420p", 321, 240, 0, 2, 0)  # odd: written 4:4:4
+    assert not converts_windows("yuv420p", 320, 240, 0, 2, 2)  # full range
+    assert not converts_windows("yuv420p", 320, 240, 0, 9, 1)  # BT.2020: not read with its own matrix
+    assert not converts_windows("yuv422p", 320, 240, 0, 2, 0)
+    assert not converts_windows("yuv420p10le", 320, 240, 0, 2, 0)
+
+
+@pytest.mark.parametrize("bt709", [False, True])
+def test_writer_keeps_the_source_outside_the_changed_window(tmp_path, bt709):
+    """Through the writer at x264's lossless CRF 0: the decoded output is the source's YUV
+    outside the changed window and the whole-frame conversion of the new picture inside."""
+    src = make_face_video(tmp_path / "src.mp4", n_frames=3, size=(160, 120), audio=False, bt709=bt709)
+    info = probe(src)
+    dst = tmp_path / "out.mp4"
+    area = (slice(31, 77), slice(45, 101))
+    expected = []
+    with VideoWriter(dst, info, crf=0, copy_audio=False) as writer:
+        for frame in iter_frames(src, info, keep_yuv=True):
+            assert frame.yuv is not None and frame.yuv.shape == (180, 160)
+            picture = frame.rgb.copy()
+            picture[area] = 255 - picture[area]
+            whole = _whole_frame_yuv(picture, "itu709" if bt709 else None)
+            want = frame.yuv.copy()
+            inner = grown(area, 120, 160, margin=0)
+            for plane, (w, c) in enumerate(zip(planes(want), planes(whole))):
+                window = inner if plane == 0 else _half(inner)
+                w[window] = c[window]
+            expected.append(want)
+            writer.write(frame, picture, changed=area)
+    with av.open(str(dst)) as container:
+        got = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_no_yuv_where_the_stream_cannot_pass_through(tmp_path):
+    turned = make_face_video(tmp_path / "turned.mp4", n_frames=2, size=(160, 120), audio=False, rotation=90)
+    odd = make_face_video(tmp_path / "odd.mp4", n_frames=2, size=(161, 121), audio=False)
+    plain = make_face_video(tmp_path / "plain.mp4", n_frames=2, size=(160, 120), audio=False)
+    assert all(f.yuv is None for f in iter_frames(turned, keep_yuv=True))
+    assert all(f.yuv is None for f in iter_frames(odd, keep_yuv=True))
+    assert all(f.yuv is None for f in iter_frames(plain))  # not asked
