@@ -26,8 +26,8 @@ def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, not '{device}'")
-    if device == "auto" and not torch_built_with_gpu():
-        return "cpu"  # known without importing torch (seconds a batch's parent process never needs)
+    if device == "cpu" or (device == "auto" and not torch_built_with_gpu()):
+        return "cpu"  # known without importing torch (seconds a run on the CPU may never need)
     import torch
 
     if device == "auto":
