@@ -28,7 +28,7 @@ from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
-from deidvid.io.yuv import Window
+from deidvid.io.yuv import UNCHANGED, Window
 from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
 
@@ -131,7 +131,7 @@ def composite(
     """
     picture = frame.rgb if frame.deep is None else frame.deep
     if not results and not lost:
-        return picture, (slice(0, 0), slice(0, 0))
+        return picture, UNCHANGED
     height, width = picture.shape[:2]
     # Only the part of the frame that the faces touch goes through float (a whole 720p
     # frame's conversions cost more than the pastes); a method's per-frame hook sees it all.

@@ -100,6 +100,12 @@ class VideoInfo:
         """(width, height) of the frames as stored, before rotation."""
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
 
+    @property
+    def passes_yuv(self) -> bool:
+        """Whether the frames can go to the encoder as their own YUV outside the faces
+        (:func:`deidvid.io.yuv.converts_windows`)."""
+        return converts_windows(self.pix_fmt, self.width, self.height, self.rotation, self.colorspace, self.color_range)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -396,9 +402,7 @@ def iter_frames(
         stream.thread_type = "AUTO"
         reformatter = VideoReformatter()
         deep_reformatter = VideoReformatter() if deep and bit_depth(info.pix_fmt) > 8 else None
-        keep_yuv = keep_yuv and converts_windows(
-            info.pix_fmt, info.width, info.height, info.rotation, info.colorspace, info.color_range
-        )
+        keep_yuv = keep_yuv and info.passes_yuv
         frames = container.decode(stream)
         while True:
             try:

@@ -47,7 +47,7 @@ from deidvid.io.atomic import TempFile, remove_stale
 from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
 from deidvid.io.regions import Region, rotate_region, with_regions_of_interest
-from deidvid.io.yuv import Window, converts_windows, grown, put_rgb_window
+from deidvid.io.yuv import Window, grown, put_rgb_window
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -410,10 +410,11 @@ class _VideoOut:
         if info.rotation and not self._rotate_pixels:
             stream.set_display_rotation(info.rotation)
         self._pix_fmt = pix_fmt
+        # The matrix and range RGB pictures are converted to (the source's, as decoding read them).
+        self._dst_colorspace = _SWS_COLORSPACE.get(_output_colorspace(info))
+        self._dst_color_range = 2 if info.color_range == 2 else 1
         # Same format, matrix and range out as in, upright: the source's samples can pass through.
-        self._passes_yuv = pix_fmt == "yuv420p" and not lossless and converts_windows(
-            info.pix_fmt, info.width, info.height, info.rotation, info.colorspace, info.color_range
-        )
+        self._passes_yuv = pix_fmt == "yuv420p" and not lossless and info.passes_yuv
         self.stream = stream
 
     @property
@@ -455,29 +456,31 @@ class _VideoOut:
             video_frame = self._reformatter.reformat(
                 video_frame,
                 format=self._pix_fmt,
-                dst_colorspace=_SWS_COLORSPACE.get(_output_colorspace(info)),
-                dst_color_range=2 if info.color_range == 2 else 1,
+                dst_colorspace=self._dst_colorspace,
+                dst_color_range=self._dst_color_range,
                 interpolation=_YUV_INTERPOLATION,
             )
-        video_frame.pts = self._next_pts(frame)
-        video_frame.time_base = info.time_base
-        return video_frame
+        return self._timed(video_frame, frame)
 
     def _source_with_window(self, frame: Frame, rgb: np.ndarray, changed: Window) -> av.VideoFrame:
-        """The source's own YUV picture with ``rgb``'s ``changed`` part converted into it."""
+        """The source's own YUV picture with ``rgb``'s ``changed`` part converted into it, with ``frame``'s timestamp."""
         assert frame.yuv is not None
         info = self.info
         packed = frame.yuv.copy()
         inner = grown(changed, info.height, info.width, margin=0)
-        outer = grown(changed, info.height, info.width)
-        if inner is not None and outer is not None:
+        if inner is not None:  # the grown window is empty exactly when this is
+            outer = grown(changed, info.height, info.width)
+            assert outer is not None
             put_rgb_window(
-                packed, rgb, outer, inner, _SWS_COLORSPACE.get(_output_colorspace(info)),
-                2 if info.color_range == 2 else 1, _YUV_INTERPOLATION, self._window_reformatter,
+                packed, rgb, outer, inner, self._dst_colorspace, self._dst_color_range, _YUV_INTERPOLATION,
+                self._window_reformatter,
             )
-        video_frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+        return self._timed(av.VideoFrame.from_ndarray(packed, format="yuv420p"), frame)
+
+    def _timed(self, video_frame: av.VideoFrame, frame: Frame) -> av.VideoFrame:
+        """``video_frame`` stamped with ``frame``'s time (strictly increasing, see :meth:`_next_pts`)."""
         video_frame.pts = self._next_pts(frame)
-        video_frame.time_base = info.time_base
+        video_frame.time_base = self.info.time_base
         return video_frame
 
     def _stored_regions(self, regions: Sequence[Region]) -> list[Region]:

@@ -25,6 +25,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 Window = tuple[slice, slice]  # (rows, cols) of a frame
+UNCHANGED: Window = (slice(0, 0), slice(0, 0))  # a frame whose picture is the source's
 
 # Pixels added on each side of a window before converting it: more than the reach of
 # swscale's chroma filters (bilinear up, bicubic down: 2 chroma samples = 4 pixels).
@@ -93,15 +94,16 @@ def put_rgb_window(
         source, format="yuv420p", dst_colorspace=dst_colorspace, dst_color_range=dst_color_range,
         interpolation=interpolation,
     ).to_ndarray()
-    inner_rows = slice(inner[0].start - rows.start, inner[0].stop - rows.start)
-    inner_cols = slice(inner[1].start - cols.start, inner[1].stop - cols.start)
-    half = (
-        slice(inner[0].start // 2, inner[0].stop // 2), slice(inner[1].start // 2, inner[1].stop // 2)
-    )
-    half_inner = (
-        slice(inner_rows.start // 2, inner_rows.stop // 2), slice(inner_cols.start // 2, inner_cols.stop // 2)
+    inside = (
+        slice(inner[0].start - rows.start, inner[0].stop - rows.start),
+        slice(inner[1].start - cols.start, inner[1].stop - cols.start),
     )
     (y, u, v), (part_y, part_u, part_v) = planes(packed), planes(converted)
-    y[inner] = part_y[inner_rows, inner_cols]
-    u[half] = part_u[half_inner]
-    v[half] = part_v[half_inner]
+    y[inner] = part_y[inside]
+    u[halved(inner)] = part_u[halved(inside)]
+    v[halved(inner)] = part_v[halved(inside)]
+
+
+def halved(window: Window) -> Window:
+    """An even-aligned window of the picture in its chroma planes' samples."""
+    return slice(window[0].start // 2, window[0].stop // 2), slice(window[1].start // 2, window[1].stop // 2)

@@ -14,6 +14,7 @@ from pathlib import Path
 from deidvid.anonymise.options import AnonymiseOptions
 from deidvid.io.decode import probe
 from deidvid.io.encode import VideoWriter
+from deidvid.io.yuv import UNCHANGED
 from deidvid.timing import StageTimer, timed_frames
 
 
@@ -26,7 +27,7 @@ def decode_encode(src: Path, dst: Path) -> int:
         # overlapping the encoder), and frames written as a faceless frame is.
         for frame in timed_frames(src, info, StageTimer(), deep=not opts.lossless, keep_yuv=not opts.lossless):
             picture = frame.rgb if frame.deep is None else frame.deep
-            writer.write(frame, picture, changed=(slice(0, 0), slice(0, 0)))
+            writer.write(frame, picture, changed=UNCHANGED)
     return writer.frames_written
 
 

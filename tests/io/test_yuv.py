@@ -9,7 +9,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.io.decode import iter_frames, probe
 from deidvid.io.encode import VideoWriter
-from deidvid.io.yuv import MARGIN, converts_windows, grown, planes, put_rgb_window
+from deidvid.io.yuv import MARGIN, converts_windows, grown, halved, planes, put_rgb_window
 from deidvid.testing.synthetic_video import make_face_video
 
 # The encoder's flags (deidvid.io.encode): bicubic chroma, accurate rounding.
@@ -23,10 +23,6 @@ def _whole_frame_yuv(rgb: np.ndarray, colorspace: str | None) -> np.ndarray:
         .reformat(frame, format="yuv420p", dst_colorspace=colorspace, dst_color_range=1, interpolation=FLAGS)
         .to_ndarray()
     )
-
-
-def _half(window):
-    return tuple(slice(s.start // 2, s.stop // 2) for s in window)
 
 
 def test_grown_windows_are_even_and_clipped():
@@ -55,7 +51,7 @@ def test_a_window_converts_as_in_the_whole_frame(colorspace):
         packed = source.copy()
         put_rgb_window(packed, rgb, outer, inner, colorspace, 1, FLAGS, reformatter)
         for plane, (got, want, was) in enumerate(zip(planes(packed), planes(reference), planes(source))):
-            window = inner if plane == 0 else _half(inner)
+            window = inner if plane == 0 else halved(inner)
             np.testing.assert_array_equal(got[window], want[window])
             outside = np.ones(got.shape, bool)
             outside[window] = False
@@ -91,7 +87,7 @@ def test_writer_keeps_the_source_outside_the_changed_window(tmp_path, bt709):
             want = frame.yuv.copy()
             inner = grown(area, 120, 160, margin=0)
             for plane, (w, c) in enumerate(zip(planes(want), planes(whole))):
-                window = inner if plane == 0 else _half(inner)
+                window = inner if plane == 0 else halved(inner)
                 w[window] = c[window]
             expected.append(want)
             writer.write(frame, picture, changed=area)
