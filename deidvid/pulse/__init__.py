@@ -9,6 +9,7 @@ the original's pulse exactly while no pixel detail of the original comes back.
 
 Modules: :mod:`~deidvid.pulse.regions` (skin regions from 68 landmarks),
 :mod:`~deidvid.pulse.variation` (pulse-band relative variation in time),
+:mod:`~deidvid.pulse.iir` (Butterworth filters, zero-phase, in numpy),
 :mod:`~deidvid.pulse.transplant` (the field per clip), :mod:`~deidvid.pulse.stage`
-(the pipeline stage). numpy/scipy/OpenCV only.
+(the pipeline stage). numpy and OpenCV (scipy only for variable frame rates).
 """

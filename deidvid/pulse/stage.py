@@ -19,7 +19,7 @@ import numpy as np
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
 from deidvid.pulse.transplant import band_variation, clip_layouts, layout_region_means, transplant_clip
-from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem, start_loading_filters
+from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem, even_grid, start_loading_interpolation
 
 
 class PulseTransplant:
@@ -37,10 +37,13 @@ class PulseTransplant:
 
     def prepare(self, tracks: list[FaceTrack], times_s: np.ndarray) -> None:
         """After pass 1: decide per track (from its frame times ``times_s``) whether the band fits."""
+        uneven = False
         for track in tracks:
-            self._problems[track.track_id] = band_problem(times_s[track.start : track.end], self.band_hz)
-        if any(problem is None for problem in self._problems.values()):
-            start_loading_filters()  # overlaps pass 2's first clip instead of delaying it
+            times = times_s[track.start : track.end]
+            self._problems[track.track_id] = problem = band_problem(times, self.band_hz)
+            uneven = uneven or (problem is None and not even_grid(times)[2])
+        if uneven:
+            start_loading_interpolation()  # overlaps pass 2's first clip instead of delaying it
 
     def apply(self, clip: CropClip, output: np.ndarray) -> np.ndarray:
         """The method's ``output (T, S, S, 3)`` for ``clip`` with the original's pulse; unchanged when it cannot."""

@@ -1,4 +1,4 @@
-"""The pulse-band relative variation of region means over time (numpy/scipy only).
+"""The pulse-band relative variation of region means over time (numpy; scipy for variable frame rates).
 
 ``relative_variation`` turns series of mean linear light ``c(t)`` into
 ``c(t) / baseline(t) - 1`` restricted to the pulse band. Filtering happens in *time*
@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from deidvid.pulse.iir import all_pole_continue, butter_sos, sosfiltfilt
 
 DEFAULT_BAND_HZ: tuple[float, float] = (0.7, 4.0)
 GAMMA = 2.2  # display value v -> linear light (v / 255) ** GAMMA: the pulse is a change of light
@@ -51,17 +53,15 @@ def even_grid(times_s: np.ndarray) -> tuple[np.ndarray, float, bool]:
     return times[0] + step * np.arange(count), 1.0 / step, False
 
 
-def start_loading_filters() -> None:
-    """Import scipy's filters (1.2-1.5 s) in a background thread, so that the first clip to be
-    transplanted does not wait for them: call when it is known that one will be."""
+def start_loading_interpolation() -> None:
+    """Import scipy's interpolation (~0.9 s) in a background thread, so that the first clip of
+    a variable-frame-rate track does not wait for it: call when it is known that one will come."""
     import importlib
     import threading
 
-    def load() -> None:
-        for name in ("scipy.signal", "scipy.interpolate"):
-            importlib.import_module(name)
-
-    threading.Thread(target=load, name="deidvid-load-filters", daemon=True).start()
+    threading.Thread(
+        target=importlib.import_module, args=("scipy.interpolate",), name="deidvid-load-interpolation", daemon=True
+    ).start()
 
 
 def filter_in_time(
@@ -73,10 +73,10 @@ def filter_in_time(
     samples), then a cubic spline back (the filtered signal is smooth and band-limited,
     where linear interpolation would dent its peaks).
     """
-    from scipy import interpolate  # lazy: 1.2-1.5 s to import, only transplanting needs it
     grid, fs, uniform = even_grid(times_s)
     if uniform:
         return fn(x, fs)
+    from scipy import interpolate  # lazy: ~0.9 s to import, only variable frame rates need it
     times = np.asarray(times_s, dtype=np.float64)
     even = np.stack([np.interp(grid, times, column) for column in x.T], axis=1)
     return interpolate.CubicSpline(grid, fn(even, fs), axis=0)(times)
@@ -114,27 +114,27 @@ def _extend_ar(x: np.ndarray, count: int, fs: float) -> np.ndarray:
     the prediction to the segment's mean over the pad, so it cannot run away; an
     unstable fit falls back to mirroring.
     """
-    from scipy import signal  # lazy: 1.2-1.5 s to import, only transplanting needs it
     length = min(x.shape[0], max(3, round(AR_FIT_S * fs)))
     order = max(1, min(round(AR_ORDER_S * fs), length // 3))
     taper = 0.5 * (1.0 + np.cos(np.pi * np.arange(1, count + 1) / count))
-    out = np.empty((count, x.shape[1]))
+    segments = x[-length:]
+    means = segments.mean(axis=0)
+    centred = segments - means  # (length, M)
+    coefficients = np.empty((order, x.shape[1]))
     for m in range(x.shape[1]):
-        segment = x[-length:, m]
-        mean = segment.mean()
-        s = segment - mean
+        s = centred[:, m]
         lagged = np.stack([s[order - 1 - k : length - 1 - k] for k in range(order)], axis=1)
         gram = lagged.T @ lagged
         ridge = AR_RIDGE * np.trace(gram) / order + 1e-30
-        coef = np.linalg.solve(gram + ridge * np.eye(order), lagged.T @ s[order:])
-        # The recursion s[n] = sum_k coef[k] s[n-1-k] is an all-pole filter with no input.
-        a = np.concatenate([[1.0], -coef])
-        zi = signal.lfiltic([1.0], a, s[::-1][:order])
-        pred = signal.lfilter([1.0], a, np.zeros(count), zi=zi)[0]
-        if not np.all(np.isfinite(pred)) or np.abs(pred).max() > 2 * np.abs(s).max() + 1e-30:
-            pred = s[::-1][np.arange(1, count + 1) % length]  # unstable fit: mirror
-        out[:, m] = mean + taper * pred
-    return out
+        coefficients[:, m] = np.linalg.solve(gram + ridge * np.eye(order), lagged.T @ s[order:])
+    with np.errstate(over="ignore", invalid="ignore"):
+        predicted = all_pole_continue(centred, coefficients, count)
+    mirrored = centred[::-1][np.arange(1, count + 1) % length]
+    unstable = ~np.all(np.isfinite(predicted), axis=0) | (
+        np.abs(predicted).max(axis=0) > 2 * np.abs(centred).max(axis=0) + 1e-30
+    )
+    predicted[:, unstable] = mirrored[:, unstable]  # an unstable fit: mirror instead
+    return means + taper[:, None] * predicted
 
 
 def pad_ar(x: np.ndarray, fs: float, lowest_hz: float) -> tuple[np.ndarray, int]:
@@ -185,11 +185,10 @@ def relative_variation(
     low, high = checked_band(band_hz, even_grid(times_s)[1])
 
     def band_variation(x: np.ndarray, fs: float) -> np.ndarray:
-        from scipy import signal  # lazy: 1.2-1.5 s to import, only transplanting needs it
         base_cut = BASELINE_FRACTION * low
-        base_sos = signal.butter(BASELINE_ORDER, base_cut, "lowpass", fs=fs, output="sos")
-        band_sos = signal.butter(BAND_ORDER, (low, high), "bandpass", fs=fs, output="sos")
-        fast_sos = signal.butter(BAND_ORDER, low, "highpass", fs=fs, output="sos")
+        base_sos = butter_sos(BASELINE_ORDER, base_cut, "lowpass", fs)
+        band_sos = butter_sos(BAND_ORDER, (low, high), "bandpass", fs)
+        fast_sos = butter_sos(BAND_ORDER, low, "highpass", fs)
         padlen = min(x.shape[0] - 1, int(np.ceil(PAD_PERIODS * fs / base_cut)))
         crop = slice(None)
         smooth = x
@@ -199,14 +198,14 @@ def relative_variation(
             # (a level step that the low-pass smears into a slow false wave at the
             # ends). So from the second pass on, the low-pass sees the series with its
             # fast part (>= band low, estimated by the previous pass) divided out.
-            baseline = signal.sosfiltfilt(base_sos, smooth, axis=0, padtype="odd", padlen=padlen)
+            baseline = sosfiltfilt(base_sos, smooth, padlen)
             # Guard against black regions: a ratio to ~0 would be noise, not pulse.
             ratio = x / np.maximum(baseline, _EPS) - 1.0
             padded, pad = pad_ar(ratio, fs, low)  # the ratio oscillates: predict, not mirror
             crop = slice(pad, pad + x.shape[0])
-            fast = signal.sosfiltfilt(fast_sos, padded, axis=0, padtype=None)[crop]
+            fast = sosfiltfilt(fast_sos, padded)[crop]
             smooth = x / np.clip(1.0 + fast, 0.5, 2.0)  # +-50 % is no pulse: keep finite
-        return signal.sosfiltfilt(band_sos, padded, axis=0, padtype=None)[crop]
+        return sosfiltfilt(band_sos, padded)[crop]
 
     out = np.zeros_like(filled)
     if measured.any():
