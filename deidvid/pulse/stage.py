@@ -18,7 +18,7 @@ import numpy as np
 
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
-from deidvid.pulse.transplant import band_variation, clip_layouts, layout_region_means, transplant_clip
+from deidvid.pulse.transplant import Layout, band_variation, clip_layouts, layout_region_means, transplant_clip
 from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem, even_grid, start_loading_interpolation
 
 
@@ -34,12 +34,16 @@ class PulseTransplant:
         self._problems: dict[int, str | None] = {}  # track id -> why it cannot carry a pulse
         self._power: dict[int, np.ndarray] = {}  # track id -> sum over frames of target^2, (3,)
         self._frames: dict[int, int] = {}
+        self._ends: dict[int, int] = {}  # track id -> index after its last frame
+        # track id -> frame index -> (crop landmarks, layout) from the track's last clip
+        self._previous_layouts: dict[int, dict[int, tuple[np.ndarray, Layout | None]]] = {}
 
     def prepare(self, tracks: list[FaceTrack], times_s: np.ndarray) -> None:
         """After pass 1: decide per track (from its frame times ``times_s``) whether the band fits."""
         uneven = False
         for track in tracks:
             times = times_s[track.start : track.end]
+            self._ends[track.track_id] = track.end
             self._problems[track.track_id] = problem = band_problem(times, self.band_hz)
             uneven = uneven or (problem is None and not even_grid(times)[2])
         if uneven:
@@ -49,11 +53,34 @@ class PulseTransplant:
         """The method's ``output (T, S, S, 3)`` for ``clip`` with the original's pulse; unchanged when it cannot."""
         if self._problems.get(clip.track_id, "not prepared") is not None or clip.landmarks is None:
             return output
-        layouts = clip_layouts(clip.landmarks, clip.frames.shape[1:3])  # once for target, output and field
+        layouts = self._layouts(clip)  # once for target, output and field
         target = band_variation(layout_region_means(clip.frames, layouts), clip.times_s, self.band_hz)  # (T, R, 3)
         self._power[clip.track_id] = self._power.get(clip.track_id, 0.0) + np.nansum(target**2, axis=(0, 1)) / target.shape[1]
         self._frames[clip.track_id] = self._frames.get(clip.track_id, 0) + len(target)
         return transplant_clip(output, clip.landmarks, target, clip.times_s, self.band_hz, layouts=layouts)
+
+    def _layouts(self, clip: CropClip) -> list[Layout | None]:
+        """:func:`clip_layouts` of ``clip``, reusing those of the frames it shares with the track's
+        previous clip (overlapping clips hold the same crops: a quarter of the geometry at 64/16)."""
+        previous = self._previous_layouts.get(clip.track_id, {})
+        size = clip.frames.shape[1:3]
+        layouts: dict[int, tuple[np.ndarray, Layout | None]] = {}
+        for k, landmarks in enumerate(clip.landmarks):
+            index = clip.start + k
+            known = previous.get(index)
+            if known is not None and np.array_equal(known[0], landmarks):
+                layouts[index] = known
+            else:
+                layouts[index] = (landmarks, clip_layouts(landmarks[None], size)[0])
+        # Keep the second half for the next clip (it overlaps by 16 frames, the track's last
+        # clip by more), none after the track's last frame: ~10 MB per 128 px face at most.
+        end = clip.start + len(clip.landmarks)
+        if end >= self._ends.get(clip.track_id, end):
+            self._previous_layouts.pop(clip.track_id, None)
+        else:
+            keep_from = clip.start + len(clip.landmarks) // 2
+            self._previous_layouts[clip.track_id] = {i: v for i, v in layouts.items() if i >= keep_from}
+        return [layout for _, layout in layouts.values()]
 
     def track_summary(self, track_id: int) -> dict[str, Any]:
         """For the report: whether the transplant ran on a track, why not, and the amplitude it carried."""
