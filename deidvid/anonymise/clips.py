@@ -142,6 +142,10 @@ class ClipAccumulator:
         """Whether frame ``index`` has all its clip outputs once frames up to ``decoded_up_to`` are in."""
         return self._ready_at.get(index, -1) <= decoded_up_to
 
+    def boxes_at(self, index: int) -> list[CropBox]:
+        """The crop boxes of the faces cut from frame ``index`` (after :meth:`add_frame`, before :meth:`take`)."""
+        return [self._boxes[key] for key in ((t.track_id, index) for t in self.tracks) if key in self._boxes]
+
     def take(self, index: int) -> list[FaceResult]:
         """The blended results of a final frame (and forget everything kept for it)."""
         results = []

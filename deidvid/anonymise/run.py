@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,7 @@ from deidvid.faces.find import Analysis, Progress, find_faces
 from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
-from deidvid.io.yuv import UNCHANGED, Window
+from deidvid.io.yuv import UNCHANGED, Window, grown
 from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
 
@@ -65,13 +65,19 @@ def render(
     qp_offset = -face_qp_offset(opts, pulse is not None)
     clips = ClipAccumulator(analysis.tracks, opts.clip_len, opts.overlap, method.paste_mode is PasteMode.RESIDUAL)
     started: set[int] = set()
-    pending: deque[Frame] = deque()
+    # Frames wait here until every clip covering them has run (up to a clip length); when
+    # the writer takes the rest of the picture from the source's YUV, a waiting frame
+    # keeps only the part of its RGB picture that the faces touch (``keep_faces_part``).
+    pending: deque[tuple[Frame, Window | None]] = deque()
+    trim = writer.reads_window_only(stream.video) and not _sees_whole_frames(method)
     written = 0
 
     def flush(decoded_up_to: int) -> None:
         nonlocal written
-        while pending and clips.is_final(pending[0].index, decoded_up_to):
-            frame = pending.popleft()
+        while pending and clips.is_final(pending[0][0].index, decoded_up_to):
+            frame, kept = pending.popleft()
+            if kept is not None:
+                frame = with_whole_picture(frame, kept, info.height, info.width)
             with timer("paste"):
                 results = clips.take(frame.index)
                 rgb, changed = composite(frame, results, method, lost.get(frame.index, []))
@@ -102,7 +108,10 @@ def render(
                         identity_check.observe(clip.frames, output, clip.landmarks)
                 with timer("blend"):
                     clips.add_output(job, clip, output)
-        pending.append(frame)
+        kept = None
+        if trim and frame.yuv is not None and frame.deep is None:
+            frame, kept = keep_faces_part(frame, clips.boxes_at(frame.index) + [cover_box(r) for r in lost.get(frame.index, [])])
+        pending.append((frame, kept))
         flush(frame.index)
     flush(np.iinfo(np.int64).max)
     return written
@@ -155,6 +164,23 @@ def composite(
     else:
         out[rows, cols] = np.clip(np.rint(canvas * DEEP_SCALE), 0, 65535)
     return out, (rows, cols)
+
+
+def keep_faces_part(frame: Frame, boxes: list[CropBox]) -> tuple[Frame, Window]:
+    """``frame`` holding only the part of its RGB picture that :func:`composite` and the YUV
+    writer read (the boxes' :func:`touched_area`, grown by the writer's conversion margin),
+    and that part's window: ~10 % of a 720p picture for one face, instead of all of it."""
+    height, width = frame.rgb.shape[:2]
+    kept = grown(touched_area(boxes, height, width), height, width) or UNCHANGED
+    return replace(frame, rgb=frame.rgb[kept].copy()), kept
+
+
+def with_whole_picture(frame: Frame, kept: Window, height: int, width: int) -> Frame:
+    """``frame`` with a ``(height, width, 3)`` picture again: the kept part in place, black
+    elsewhere (never read: the writer takes the rest from the source's YUV)."""
+    picture = np.zeros((height, width, 3), np.uint8)
+    picture[kept] = frame.rgb
+    return replace(frame, rgb=picture)
 
 
 def touched_area(boxes: list[CropBox], height: int, width: int) -> tuple[slice, slice]:

@@ -267,6 +267,11 @@ class VideoWriter:
         out.check_picture(rgb)
         self._behind.submit(lambda: self._encode(out, frame, rgb, regions, qp_offset, video == 0, changed))
 
+    def reads_window_only(self, video: int = 0) -> bool:
+        """Whether :meth:`write` of a frame that holds its source YUV (``Frame.yuv``) reads ``rgb``
+        only inside ``grown(changed)`` (:func:`deidvid.io.yuv.grown`): the rest comes from the YUV."""
+        return self._videos[video].passes_yuv
+
     def _encode(
         self,
         out: _VideoOut,
@@ -414,7 +419,7 @@ class _VideoOut:
         self._dst_colorspace = _SWS_COLORSPACE.get(_output_colorspace(info))
         self._dst_color_range = 2 if info.color_range == 2 else 1
         # Same format, matrix and range out as in, upright: the source's samples can pass through.
-        self._passes_yuv = pix_fmt == "yuv420p" and not lossless and info.passes_yuv
+        self.passes_yuv = pix_fmt == "yuv420p" and not lossless and info.passes_yuv
         self.stream = stream
 
     @property
@@ -425,7 +430,7 @@ class _VideoOut:
         self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int, changed: Window | None = None
     ) -> list[av.Packet]:
         """The packets that encoding ``rgb`` at ``frame``'s time gives (see :meth:`VideoWriter.write`)."""
-        if self._passes_yuv and frame.yuv is not None and changed is not None and rgb.dtype == np.uint8:
+        if self.passes_yuv and frame.yuv is not None and changed is not None and rgb.dtype == np.uint8:
             video_frame = self._source_with_window(frame, rgb, changed)
         else:
             video_frame = self._video_frame(frame, rgb)
