@@ -13,7 +13,6 @@ from deidvid.pulse.iir import (
     all_pole_continue,
     butter_sos,
     causal_matrix,
-    odd_extension,
     sosfilt_zi,
     sosfiltfilt,
 )
@@ -76,13 +75,6 @@ def test_sosfiltfilt_keeps_trailing_shape_and_rejects_long_pads():
     np.testing.assert_allclose(sosfiltfilt(sos, x, 10), expected, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="padlen"):
         sosfiltfilt(sos, x, 40)
-
-
-def test_odd_extension_matches_scipy():
-    from scipy.signal._arraytools import odd_ext
-
-    x = np.random.default_rng(2).normal(size=(12, 2))
-    np.testing.assert_array_equal(odd_extension(x, 5), odd_ext(x, 5, axis=0))
 
 
 @pytest.mark.parametrize(
