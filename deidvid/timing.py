@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +29,16 @@ class StageTimer:
 
 
 def timed_frames(
-    path: Path, info: VideoInfo, timer: StageTimer, deep: bool = False, keep_yuv: bool = False
+    path: Path,
+    info: VideoInfo,
+    timer: StageTimer,
+    deep: bool = False,
+    keep_yuv: bool = False,
+    rgb_needed: Callable[[int], bool] | None = None,
 ) -> Iterator[Frame]:
     """``iter_frames``, decoded a few frames ahead in a thread (:func:`read_ahead`), with the
     time spent waiting for the decoder booked to the 'decode' stage."""
-    frames = read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv))
+    frames = read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv, rgb_needed=rgb_needed))
     try:
         while True:
             with timer("decode"):

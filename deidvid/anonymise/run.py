@@ -88,7 +88,11 @@ def render(
             if progress:
                 progress("render", written, analysis.frame_count)
 
-    for frame in timed_frames(info.path, info, timer, deep=not opts.lossless, keep_yuv=not opts.lossless):
+    # Where the writer passes the source's YUV through, a frame without faces or covers
+    # needs no RGB picture at all: the decoder skips its conversion.
+    rgb_needed = frames_with_faces(analysis, lost).__contains__ if trim else None
+    frames = timed_frames(info.path, info, timer, deep=not opts.lossless, keep_yuv=not opts.lossless, rgb_needed=rgb_needed)
+    for frame in frames:
         with timer("crop"):
             due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
         if due:
@@ -164,6 +168,12 @@ def composite(
     else:
         out[rows, cols] = np.clip(np.rint(canvas * DEEP_SCALE), 0, 65535)
     return out, (rows, cols)
+
+
+def frames_with_faces(analysis: Analysis, lost: dict[int, list[np.ndarray]]) -> set[int]:
+    """Indices of the frames that a face track covers or a fallback cover touches."""
+    covered = {index for track in analysis.tracks for index in range(track.start, track.end)}
+    return covered | {index for index, regions in lost.items() if regions}
 
 
 def keep_faces_part(frame: Frame, boxes: list[CropBox]) -> tuple[Frame, Window]:

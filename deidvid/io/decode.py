@@ -17,7 +17,7 @@ import errno
 import math
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -107,6 +107,11 @@ class VideoInfo:
         return converts_windows(self.pix_fmt, self.width, self.height, self.rotation, self.colorspace, self.color_range)
 
 
+# The ``rgb`` of a frame that was not converted (``iter_frames(rgb_needed=...)``): no pixels.
+NO_PICTURE = np.zeros((0, 0, 3), np.uint8)
+NO_PICTURE.setflags(write=False)
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame.
@@ -115,7 +120,8 @@ class Frame:
     see ``VideoInfo.has_pts``);
     ``time_s`` is the presentation time in seconds on the stream's own timeline
     (usually 0 for the first frame; ``VideoInfo.start_s`` otherwise).
-    ``rgb`` is (H, W, 3) uint8, C-contiguous, display orientation.
+    ``rgb`` is (H, W, 3) uint8, C-contiguous, display orientation (or :data:`NO_PICTURE` when
+    the caller said it needs none, see :func:`iter_frames`).
     ``deep`` is the same picture as (H, W, 3) uint16 RGB (0..65535, i.e. ``DEEP_SCALE``
     times the 8-bit scale) for a source of more than 8 bits per component when
     :func:`iter_frames` was asked for it (the encoder keeps its finer levels); else None.
@@ -378,12 +384,18 @@ def to_rgb(
 
 
 def iter_frames(
-    path: str | Path, info: VideoInfo | None = None, deep: bool = False, keep_yuv: bool = False
+    path: str | Path,
+    info: VideoInfo | None = None,
+    deep: bool = False,
+    keep_yuv: bool = False,
+    rgb_needed: Callable[[int], bool] | None = None,
 ) -> Iterator[Frame]:
     """Decode ``path`` frame by frame (multi-threaded decoder), in presentation order.
 
     ``deep``: also give ``Frame.deep`` when the source has more than 8 bits per component.
     ``keep_yuv``: also give ``Frame.yuv`` where the stream allows it.
+    ``rgb_needed``: with ``keep_yuv``, a frame that has its ``yuv`` and for whose index this
+    says False is not converted to RGB: its ``rgb`` is :data:`NO_PICTURE`.
 
     Memory does not grow with the video's length. Data that FFmpeg cannot decode, or a
     stream that ends early (fewer frames than the mp4/mov index lists, or frames ending
@@ -419,9 +431,10 @@ def iter_frames(
             else:
                 time_s = info.start_s + index / float(info.fps)
             last_time = time_s
-            rgb = to_rgb(frame, info.rotation, reformatter)
-            fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
             yuv = frame.to_ndarray(format="yuv420p") if keep_yuv and _same_picture(frame, info) else None
+            skip_rgb = yuv is not None and rgb_needed is not None and not rgb_needed(index)
+            rgb = NO_PICTURE if skip_rgb else to_rgb(frame, info.rotation, reformatter)
+            fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
             yield Frame(index=index, pts=pts, time_s=time_s, rgb=rgb, deep=fine, yuv=yuv)
             index += 1
     finally:

@@ -13,7 +13,7 @@ from deidvid.anonymise import run
 from deidvid.anonymise.options import AnonymiseOptions
 from deidvid.anonymise.run import anonymise_video, keep_faces_part, with_whole_picture
 from deidvid.faces.geometry import CropBox
-from deidvid.io.decode import Frame
+from deidvid.io.decode import NO_PICTURE, Frame
 from deidvid.io.encode import VideoWriter
 from deidvid.io.yuv import MARGIN
 from deidvid.testing.synthetic_video import make_face_video
@@ -43,15 +43,17 @@ def test_a_frame_without_faces_keeps_nothing():
     assert not with_whole_picture(slim, kept, 64, 64).rgb.any()
 
 
-def _vanishing_face(path: Path, astronaut: np.ndarray) -> Path:
-    """A face for 20 frames, then texture where it was (covered by the fallback), 25 fps."""
+def _face_clip(path: Path, astronaut: np.ndarray, appears: bool) -> Path:
+    """25 fps: a face for 20 frames, then texture where it was (covered by the fallback for a
+    while); or, ``appears``, 20 frames of texture first, then the face."""
     face = np.ascontiguousarray(astronaut[:256, 96:352])
     gone = face.copy()
     gone[40:200, 60:200] = np.random.default_rng(0).integers(0, 255, (160, 140, 3))
+    pictures = [gone] * 20 + [face] * 20 if appears else [face] * 20 + [gone] * 20
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"crf": "10"})
         stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
-        for i, picture in enumerate([face] * 20 + [gone] * 20):
+        for i, picture in enumerate(pictures):
             video_frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             video_frame.pts = i
             container.mux(stream.encode(video_frame))
@@ -59,19 +61,21 @@ def _vanishing_face(path: Path, astronaut: np.ndarray) -> Path:
     return path
 
 
-@pytest.mark.parametrize("clip", ["two_faces", "vanishing_face"])
+@pytest.mark.parametrize("clip", ["two_faces", "vanishing_face", "appearing_face"])
 def test_output_is_identical_with_whole_waiting_pictures(tmp_path, monkeypatch, astronaut, clip):
+    """Trimmed waiting pictures, and no RGB at all for frames without faces, give the same file."""
     if clip == "two_faces":
         src = make_face_video(tmp_path / "in.mp4", n_frames=40, audio=False, faces=2, size=(480, 240))
     else:
-        src = _vanishing_face(tmp_path / "in.mp4", astronaut)
+        src = _face_clip(tmp_path / "in.mp4", astronaut, appears=clip == "appearing_face")
     opts = AnonymiseOptions(identity_check=False)
-    kept_parts = []
+    unconverted = []  # per waiting frame: decoded without an RGB picture?
     real_keep = run.keep_faces_part
-    monkeypatch.setattr(run, "keep_faces_part", lambda *a: kept_parts.append(1) or real_keep(*a))
+    monkeypatch.setattr(run, "keep_faces_part", lambda frame, boxes: unconverted.append(frame.rgb is NO_PICTURE) or real_keep(frame, boxes))
     anonymise_video(src, tmp_path / "slim.mp4", opts)
-    assert len(kept_parts) == 40  # every frame waited with only its faces' part
+    assert len(unconverted) == 40  # every frame waited with only its faces' part
+    assert any(unconverted) == (clip == "appearing_face")  # its first frames have no face and no cover
     monkeypatch.setattr(VideoWriter, "reads_window_only", lambda self, video=0: False)
     anonymise_video(src, tmp_path / "whole.mp4", opts)
-    assert len(kept_parts) == 40  # no trimming in the second run
+    assert len(unconverted) == 40  # no trimming in the second run
     assert (tmp_path / "slim.mp4").read_bytes() == (tmp_path / "whole.mp4").read_bytes()
