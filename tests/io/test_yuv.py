@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from deidvid.io.decode import iter_frames, probe
+from deidvid.io.decode import NO_PICTURE, iter_frames, probe
 from deidvid.io.encode import VideoWriter
 from deidvid.io.yuv import MARGIN, converts_windows, grown, halved, planes, put_rgb_window
 from deidvid.testing.synthetic_video import make_face_video
@@ -105,3 +105,18 @@ def test_no_yuv_where_the_stream_cannot_pass_through(tmp_path):
     assert all(f.yuv is None for f in iter_frames(turned, keep_yuv=True))
     assert all(f.yuv is None for f in iter_frames(odd, keep_yuv=True))
     assert all(f.yuv is None for f in iter_frames(plain))  # not asked
+
+
+def test_frames_not_needed_in_rgb_keep_only_their_yuv(tmp_path):
+    video = make_face_video(tmp_path / "plain.mp4", n_frames=6, size=(160, 120), audio=False)
+    full = list(iter_frames(video, keep_yuv=True))
+    lean = list(iter_frames(video, keep_yuv=True, rgb_needed=lambda index: index % 2 == 0))
+    for a, b in zip(full, lean, strict=True):
+        np.testing.assert_array_equal(a.yuv, b.yuv)
+        if b.index % 2 == 0:
+            np.testing.assert_array_equal(a.rgb, b.rgb)
+        else:
+            assert b.rgb is NO_PICTURE and b.rgb.size == 0
+    # Without the YUV there is nothing else to encode from: every frame is converted.
+    turned = make_face_video(tmp_path / "turned.mp4", n_frames=2, size=(160, 120), audio=False, rotation=90)
+    assert all(f.rgb.size for f in iter_frames(turned, keep_yuv=True, rgb_needed=lambda index: False))
