@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from deidvid.faces.detect import FaceDetector
     from deidvid.faces.landmarks import LandmarkPredictor
     from deidvid.methods.base import Method
-    from deidvid.recognise import Recogniser
+    from deidvid.recognise import Embedder
 
 
 class PipelineModels:
@@ -20,7 +20,7 @@ class PipelineModels:
 
     def __init__(self, opts: AnonymiseOptions) -> None:
         self.opts = opts
-        self._recognisers: Future[dict[str, Recogniser]] | None = None
+        self._recognisers: Future[dict[str, Embedder]] | None = None
 
     @cached_property
     def detector(self) -> FaceDetector:
@@ -39,14 +39,14 @@ class PipelineModels:
         return build_method(self.opts.method, self.opts.device, self.opts.strength, self.opts.seed)
 
     @property
-    def recognisers(self) -> dict[str, Recogniser]:
+    def recognisers(self) -> dict[str, Embedder]:
         """The identity check's recognisers (all bundled ones); waits for :meth:`prefetch_recognisers`."""
         self.prefetch_recognisers()
         assert self._recognisers is not None
         return self._recognisers.result()
 
     def prefetch_recognisers(self) -> None:
-        """Start loading the recognisers (and importing torch, seconds) in a thread.
+        """Start loading the recognisers in a thread (ONNX Runtime sessions on the CPU; torch on a GPU).
 
         They are first needed in pass 2; pass 1 leaves a core part-idle, so loading
         beside it takes those seconds off the run. A failure is raised by :attr:`recognisers`.
@@ -56,7 +56,7 @@ class PipelineModels:
             self._recognisers = loader.submit(self._load_recognisers)
             loader.shutdown(wait=False)
 
-    def _load_recognisers(self) -> dict[str, Recogniser]:
-        from deidvid.recognise import ALL_RECOGNISERS, load_recogniser
+    def _load_recognisers(self) -> dict[str, Embedder]:
+        from deidvid.recognise import ALL_RECOGNISERS, load_embedder
 
-        return {name: load_recogniser(name, self.opts.device) for name in ALL_RECOGNISERS}
+        return {name: load_embedder(name, self.opts.device) for name in ALL_RECOGNISERS}

@@ -35,7 +35,7 @@ from deidvid.errors import BadInputError
 
 if TYPE_CHECKING:
     from deidvid.measure.identity import IdentityScorer
-    from deidvid.recognise import Recogniser
+    from deidvid.recognise import Embedder
 
 GALLERY_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
@@ -104,7 +104,7 @@ def largest_face_landmarks(detector: Any, landmarker: Any) -> FindLandmarks:
     return find
 
 
-def embed_image(recognisers: Mapping[str, Recogniser], image: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+def embed_image(recognisers: Mapping[str, Embedder], image: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
     """``(D,)`` embedding of one ``(H, W, 3)`` uint8 face at ``(68, 2)`` landmarks, per recogniser."""
     from deidvid.measure.identity import embed_faces
 
@@ -112,7 +112,7 @@ def embed_image(recognisers: Mapping[str, Recogniser], image: np.ndarray, landma
 
 
 def gallery_templates(
-    gallery: Path, recognisers: Mapping[str, Recogniser], find_landmarks: FindLandmarks, warnings: list[str]
+    gallery: Path, recognisers: Mapping[str, Embedder], find_landmarks: FindLandmarks, warnings: list[str]
 ) -> tuple[list[str], dict[str, np.ndarray]]:
     """Identity names and, per recogniser, ``(K, D)`` templates (mean embeddings of their faces).
 

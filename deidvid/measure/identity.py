@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
-import torch
 
 if TYPE_CHECKING:
-    from deidvid.recognise import Recogniser
+    from deidvid.recognise import Embedder
 
 
 class IdentityScores(TypedDict):
@@ -51,33 +50,10 @@ class IdentityScores(TypedDict):
     match_rate_far1e3: float | None
 
 
-def image_batch(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """``(B, H, W, 3)`` uint8 (0..255) or float (0..1) RGB -> ``(B, 3, H, W)`` float32 in [0, 1]."""
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (B, H, W, 3), got {images.shape}")
-    if images.dtype == np.uint8:
-        # Scaled on the device: moves a quarter of the bytes a float copy would.
-        return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255.0
-    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)
-    return batch.permute(0, 3, 1, 2)
-
-
-def landmark_batch(landmarks: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """``(B, 68, 2)`` pixel landmarks -> float32 tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32)).to(device)
-
-
-def embed_faces(
-    recognisers: Mapping[str, Recogniser], images: np.ndarray, landmarks: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Per recogniser, ``(B, D)`` embeddings of ``images (B, H, W, 3)`` uint8 RGB faces at
-    ``landmarks (B, 68, 2)``, on the recogniser's own device."""
-    out = {}
-    with torch.inference_mode():
-        for name, recogniser in recognisers.items():
-            device = next(recogniser.parameters()).device
-            out[name] = recogniser.embed(image_batch(images, device), landmark_batch(landmarks, device)).cpu().numpy()
-    return out
+def embed_faces(recognisers: Mapping[str, Embedder], images: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per recogniser, ``(B, D)`` embeddings of ``images (B, H, W, 3)`` RGB faces (uint8, or
+    float in [0, 1]) at ``landmarks (B, 68, 2)``."""
+    return {name: recogniser.embed_images(images, landmarks) for name, recogniser in recognisers.items()}
 
 
 def pair_distances(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -131,13 +107,13 @@ class IdentityScorer:
     Pairs are filed under a key (a face track, a video; ``0`` when there is one).
 
     Args:
-        recognisers: loaded recognisers by name (``deidvid.recognise.load_recogniser``), all
-            on one device; they may be shared with other scorers.
+        recognisers: loaded recognisers by name (``deidvid.recognise.load_embedder``); they
+            may be shared with other scorers.
         keep_embeddings: keep every pair's embeddings (:meth:`embeddings`; the gallery needs
             them), not only their distances.
     """
 
-    def __init__(self, recognisers: Mapping[str, Recogniser], keep_embeddings: bool = False) -> None:
+    def __init__(self, recognisers: Mapping[str, Embedder], keep_embeddings: bool = False) -> None:
         self.recognisers = dict(recognisers)
         self.keep_embeddings = keep_embeddings
         self._rows: dict[str, dict[Hashable, _Rows]] = {name: defaultdict(_Rows) for name in self.recognisers}
@@ -152,28 +128,20 @@ class IdentityScorer:
         """Each recogniser's strict threshold, at FAR 1e-3 on LFW (None: not calibrated)."""
         return {name: rec.far1e3_threshold for name, rec in self.recognisers.items()}
 
-    @property
-    def device(self) -> torch.device:
-        """Where the recognisers run (that of the first one's parameters; CPU when there is none)."""
-        for recogniser in self.recognisers.values():
-            return next(recogniser.parameters()).device
-        return torch.device("cpu")
-
-    @torch.inference_mode()
     def score(
-        self, reference: torch.Tensor, test: torch.Tensor, landmarks: torch.Tensor, keys: Sequence[Hashable] | None = None
+        self, reference: np.ndarray, test: np.ndarray, landmarks: np.ndarray, keys: Sequence[Hashable] | None = None
     ) -> None:
         """Embed and tally a batch of pairs.
 
         Args:
-            reference, test: ``(B, 3, H, W)`` RGB in [0, 1], on the recognisers' device.
+            reference, test: ``(B, H, W, 3)`` RGB, uint8 or float in [0, 1].
             landmarks: ``(B, 68, 2)`` pixel landmarks, the same for both images of a pair.
             keys: ``B`` keys to file the pairs under (default: all under ``0``).
         """
         for name, recogniser in self.recognisers.items():
             # Two passes of B, not one of 2B: batch composition can change CPU kernels' last bits.
-            embedded_reference = recogniser.embed(reference, landmarks).cpu().numpy()
-            embedded_test = recogniser.embed(test, landmarks).cpu().numpy()
+            embedded_reference = recogniser.embed_images(reference, landmarks)
+            embedded_test = recogniser.embed_images(test, landmarks)
             self.add_embeddings(name, embedded_reference, embedded_test, keys)
 
     def add_embeddings(
@@ -247,10 +215,9 @@ class PairBatcher:
         if not self._queue:
             return
         queue, self._queue = self._queue, []
-        device = self.scorer.device
         self.scorer.score(
-            image_batch(np.stack([q[1] for q in queue]), device),
-            image_batch(np.stack([q[2] for q in queue]), device),
-            landmark_batch(np.stack([q[3] for q in queue]), device),
+            np.stack([q[1] for q in queue]),
+            np.stack([q[2] for q in queue]),
+            np.stack([q[3] for q in queue]),
             keys=[q[0] for q in queue],
         )

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deidvid.measure.identity import IdentityScorer, image_batch, landmark_batch
+from deidvid.measure.identity import IdentityScorer
 
 if TYPE_CHECKING:
-    from deidvid.recognise import Recogniser
+    from deidvid.recognise import Embedder
 
 
 class IdentityCheck:
     """Accumulates recogniser match rates of (input crop, output crop) pairs, one video.
 
     Args:
-        recognisers: loaded recognisers by name (``deidvid.recognise.load_recogniser``);
+        recognisers: loaded recognisers by name (``deidvid.recognise.load_embedder``);
             they may be shared by several checks.
         stride: score every ``stride``-th frame of each clip.
     """
@@ -38,7 +38,7 @@ class IdentityCheck:
     # Clips handed over and not yet scored; more wait for the oldest (memory stays flat).
     MAX_PENDING = 2
 
-    def __init__(self, recognisers: dict[str, Recogniser], stride: int = 8) -> None:
+    def __init__(self, recognisers: dict[str, Embedder], stride: int = 8) -> None:
         self.stride = max(int(stride), 1)
         self.scorer = IdentityScorer(recognisers)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identity-check")
@@ -53,11 +53,7 @@ class IdentityCheck:
         batch = np.asarray(clip_in)[picked], np.asarray(clip_out)[picked], np.asarray(landmarks)[picked]
         while len(self._pending) >= self.MAX_PENDING:
             self._pending.popleft().result()
-        self._pending.append(self._worker.submit(self._score, *batch))
-
-    def _score(self, clip_in: np.ndarray, clip_out: np.ndarray, landmarks: np.ndarray) -> None:
-        device = self.scorer.device
-        self.scorer.score(image_batch(clip_in, device), image_batch(clip_out, device), landmark_batch(landmarks, device))
+        self._pending.append(self._worker.submit(self.scorer.score, *batch))
 
     def wait(self) -> None:
         """Block until every clip handed over is scored; re-raises a failure of the worker."""

@@ -26,7 +26,7 @@ from deidvid.surrogate.bank import load_bank
 
 if TYPE_CHECKING:
     from deidvid.faces.track import FaceTrack
-    from deidvid.recognise import Recogniser
+    from deidvid.recognise import Embedder
     from deidvid.surrogate.meshtrack import MeshObserver, MeshTrack
 
 
@@ -62,10 +62,10 @@ class SurrogateFace(Method):
         return self._observer
 
     @cached_property
-    def recognisers(self) -> dict[str, Recogniser]:
-        from deidvid.recognise import load_recogniser
+    def recognisers(self) -> dict[str, Embedder]:
+        from deidvid.recognise import load_embedder
 
-        return {name: load_recogniser(name, self.device) for name in choose.CHOOSING_RECOGNISERS}
+        return {name: load_embedder(name, self.device) for name in choose.CHOOSING_RECOGNISERS}
 
     def _mesh(self, track_id: int) -> MeshTrack | None:
         return None if self._observer is None else self._observer.tracks.get(track_id)

@@ -10,9 +10,10 @@
 * ArcFace chip (Recogniser B): the standard 112x112 5-point template
   (insightface ``arcface_dst``), similarity fit (Umeyama), bilinear sampling.
 
-Everything is built from torch ops (``F.grid_sample``, ``F.conv2d``), so gradients
+Everything here is built from torch ops (``F.grid_sample``, ``F.conv2d``), so gradients
 flow to the pixels (and to the landmarks). Coordinates are pixels, (x, y), with pixel
-centres at integers, as dlib and OpenCV use.
+centres at integers, as dlib and OpenCV use. :mod:`deidvid.recognise.chips` makes the
+same chips in numpy, for scoring without torch, and declares the templates.
 """
 
 from __future__ import annotations
@@ -23,50 +24,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# dlib's mean face shape for points 17..67 of the 68-point iBUG layout, in [0, 1]
-# (dlib/image_transforms/interpolation.h, get_face_chip_details).
-_DLIB_MEAN_FACE_X = (
-    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
-    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
-    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
-    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
-    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
-    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
-    0.553364, 0.490127, 0.42689,
-)  # fmt: skip
-_DLIB_MEAN_FACE_Y = (
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
-    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
-    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
-    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
-    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
-    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
-    0.784792, 0.824182, 0.831803, 0.824182,
-)  # fmt: skip
-
-#: The 68-point indices dlib fits (it skips the jaw 0-16, brows 17-26, lower lip 55-59, 65-67).
-DLIB_ALIGNMENT_INDICES = tuple(i for i in range(27, 68) if not (55 <= i <= 59 or 65 <= i <= 67))
-
-#: insightface's ArcFace template for 112x112 chips: right eye, left eye (subject's),
-#: nose tip, right and left mouth corner -- the order of ``Detection.points``.
-ARCFACE_TEMPLATE_112 = (
-    (38.2946, 51.6963),
-    (73.5318, 51.5014),
-    (56.0252, 71.7366),
-    (41.5493, 92.3655),
-    (70.7299, 92.2041),
+from deidvid.recognise.chips import (
+    ARCFACE_CHIP_SIZE,
+    ARCFACE_TEMPLATE_112,
+    DLIB_ALIGNMENT_INDICES,
+    DLIB_CHIP_PADDING,
+    DLIB_CHIP_SIZE,
+    DLIB_MEAN_FACE_X,
+    DLIB_MEAN_FACE_Y,
+    PYRAMID_TAPS,
 )
-
-DLIB_CHIP_SIZE = 150
-DLIB_CHIP_PADDING = 0.25
-ARCFACE_CHIP_SIZE = 112
 
 
 def dlib_mean_face_68() -> Tensor:
     """``(68, 2)`` dlib's mean face in [0, 1] (rows 0-16 are NaN: dlib has no jaw template)."""
     mean = torch.full((68, 2), float("nan"), dtype=torch.float64)
-    mean[17:, 0] = torch.tensor(_DLIB_MEAN_FACE_X, dtype=torch.float64)
-    mean[17:, 1] = torch.tensor(_DLIB_MEAN_FACE_Y, dtype=torch.float64)
+    mean[17:, 0] = torch.tensor(DLIB_MEAN_FACE_X, dtype=torch.float64)
+    mean[17:, 1] = torch.tensor(DLIB_MEAN_FACE_Y, dtype=torch.float64)
     return mean
 
 
@@ -191,15 +165,12 @@ def sample_affine(images: Tensor, chip_to_image: Tensor, size: int, dlib_border:
     return out
 
 
-_PYRAMID_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
-
-
 def dlib_pyramid_down(images: Tensor) -> Tensor:
     """dlib's ``pyramid_down<2>``: separable [1 4 6 4 1]/16 blur and 2x decimation
     (valid filtering, output pixel (r, c) centred on input (2r+2, 2c+2)).
     ``(B, C, H, W)`` -> ``(B, C, (H-3)//2, (W-3)//2)``."""
     channels = images.shape[1]
-    taps = torch.tensor(_PYRAMID_TAPS, device=images.device, dtype=images.dtype) / 16.0
+    taps = torch.tensor(PYRAMID_TAPS, device=images.device, dtype=images.dtype) / 16.0
     kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, 5, 5)
     return F.conv2d(images, kernel, stride=2, groups=channels)
 

@@ -72,12 +72,12 @@ class FaceModels:
         from deidvid.faces.landmarks import LandmarkPredictor
         from deidvid.faces.mesh import FaceMesh
         from deidvid.measure.gallery import largest_face_landmarks
-        from deidvid.recognise import load_recogniser
+        from deidvid.recognise import load_embedder
 
         self.landmarks = largest_face_landmarks(FaceDetector(), LandmarkPredictor())  # image -> (68, 2) or None
         self.mesh = FaceMesh()
         self.canonical = load_canonical_mesh()
-        self.recognisers = {name: load_recogniser(name) for name in RECOGNISERS}
+        self.recognisers = {name: load_embedder(name) for name in RECOGNISERS}
 
     def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
         """``(D,)`` per recogniser of one face."""

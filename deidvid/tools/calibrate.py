@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from deidvid.measure.gallery import equal_error_rate
-from deidvid.recognise import ALL_RECOGNISERS
+from deidvid.recognise import ALL_RECOGNISERS, Embedder
 from deidvid.tools.lfw import DEFAULT_LFW, load_rgb
 
 FAR_TARGET = 1e-3
@@ -164,19 +164,13 @@ def dlib_landmarks(paths: list[Path], cache: Path | None = None) -> tuple[np.nda
     return landmarks, found
 
 
-def embed_paths(recogniser: Any, paths: list[Path], landmarks: np.ndarray, batch: int = 32) -> np.ndarray:
-    """``(N, D)`` embeddings of one face per image."""
-    import torch
-
-    device = next(recogniser.network.parameters()).device
+def embed_paths(recogniser: Embedder, paths: list[Path], landmarks: np.ndarray, batch: int = 32) -> np.ndarray:
+    """``(N, D)`` embeddings of one face per image (the scoring implementation: thresholds
+    are calibrated on what verify and the identity check compute)."""
     out = []
-    with torch.no_grad():
-        for start in range(0, len(paths), batch):
-            chunk = paths[start : start + batch]
-            imgs = torch.from_numpy(np.stack([load_rgb(p) for p in chunk])).permute(0, 3, 1, 2)
-            imgs = imgs.to(device, torch.float32) / 255.0
-            lms = torch.from_numpy(landmarks[start : start + batch]).to(device)
-            out.append(recogniser.embed(imgs, lms).cpu().numpy())
+    for start in range(0, len(paths), batch):
+        images = np.stack([load_rgb(p) for p in paths[start : start + batch]])
+        out.append(recogniser.embed_images(images, landmarks[start : start + batch]))
     return np.concatenate(out)
 
 
@@ -261,7 +255,7 @@ def calibrate(
 
     ``with_dlib`` adds a ``"dlib (reference)"`` row: real dlib on the same pairs and
     landmarks (not written to the manifest)."""
-    from deidvid.recognise import RECOGNISERS, load_recogniser, resolve_name
+    from deidvid.recognise import RECOGNISERS, load_embedder, resolve_name
     from deidvid.weights.manifest import update_manifest_entry
 
     pairs = make_pairs(lfw_people(lfw_dir), n_pairs, seed)
@@ -275,7 +269,7 @@ def calibrate(
     for name in names:
         canonical = resolve_name(name)
         t0 = time.perf_counter()
-        rec = load_recogniser(canonical, device)
+        rec = load_embedder(canonical, device)
         emb = embed_paths(rec, pairs.images, landmarks)
         block = calibration_block(emb, pairs, RECOGNISERS[canonical].standard_threshold, found)
         block["pairs"]["seed"] = seed

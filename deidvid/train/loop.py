@@ -239,7 +239,7 @@ def training_recognisers(cfg: TrainConfig, device: torch.device) -> dict[str, Tr
         if recogniser.evaluation_only:
             raise ValueError(f"recogniser '{alias}' is evaluation only: never train against it")
         threshold = cfg.threshold if name == "faceapi_resnet" else recogniser.threshold
-        embedder = IdentityEmbedder(recogniser.network, recogniser.spec.make_chips)
+        embedder = IdentityEmbedder(recogniser.network, recogniser.chips)
         chosen[name] = TrainingRecogniser(recogniser, embedder, threshold)
     if not chosen:
         raise ValueError("--recognisers names no recogniser")

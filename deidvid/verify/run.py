@@ -364,7 +364,7 @@ def verify_videos_with_series(
     from deidvid.faces.find import analyse_video
     from deidvid.faces.landmarks import LandmarkPredictor
     from deidvid.io.decode import iter_frames, probe
-    from deidvid.recognise import load_recogniser, resolve_name
+    from deidvid.recognise import load_embedder, resolve_name
     from deidvid.rppg.ground_truth import read_ground_truth
     from deidvid.timing import StageTimer
 
@@ -389,7 +389,7 @@ def verify_videos_with_series(
         raise BadInputError(f"{original}: no face found in the original video; nothing to verify")
 
     with timer("load models"):
-        recognisers = {resolve_name(n): load_recogniser(n, options.device) for n in options.recognisers}
+        recognisers = {resolve_name(n): load_embedder(n, options.device) for n in options.recognisers}
         scorer = IdentityScorer(recognisers, keep_embeddings=options.gallery is not None)
         detector = options.finding.detector(options.device)
     for method in options.methods:

@@ -29,7 +29,7 @@ def make_mean_colour_recogniser(threshold: float | None, far1e3: float | None = 
     one at FAR 1e-3, ``far1e3``) whose chip is the whole image."""
     spec = dataclasses.replace(
         RECOGNISERS["mobilefacenet"], name="mean_colour", dim=3, standard_threshold=None,
-        make_chips=lambda images, landmarks: images,
+        chip="whole",
     )
     calibration: dict = {} if threshold is None else {"threshold": threshold}
     if far1e3 is not None:

@@ -33,6 +33,23 @@ class GraphSpec:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     dynamic_axes: dict[str, dict[int, str]]
+    # Folding would bake transposed / reshaped copies of bundled tensors into the graph
+    # (a Linear's weight, a PReLU's slopes); unfolded, ONNX Runtime folds them when it loads.
+    constant_folding: bool = True
+
+
+def _recogniser_graph(name: str, file: str, loader: str, chip_size: int) -> GraphSpec:
+    """A recogniser's network: ``(B, 3, S, S)`` chips in [0, 1] -> ``(B, D)`` embeddings."""
+    return GraphSpec(
+        name=name,
+        file=file,
+        module=loader,
+        example_shape=(1, 3, chip_size, chip_size),
+        inputs=("chips",),
+        outputs=("embedding",),
+        dynamic_axes={"chips": {0: "batch"}, "embedding": {0: "batch"}},
+        constant_folding=False,
+    )
 
 
 GRAPHS: tuple[GraphSpec, ...] = (
@@ -45,6 +62,9 @@ GRAPHS: tuple[GraphSpec, ...] = (
         outputs=("loc", "conf", "landmarks"),
         dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}},
     ),
+    _recogniser_graph("faceapi_resnet", "faceapi_resnet.onnx", "deidvid.recognise.faceapi_resnet:load_faceapi_resnet", 150),
+    _recogniser_graph("mobilefacenet", "mobilefacenet.onnx", "deidvid.recognise.mobilefacenet:load_mobilefacenet", 112),
+    _recogniser_graph("mobileface", "mobileface.onnx", "deidvid.recognise.mobileface:load_mobileface", 112),
 )
 
 
@@ -76,6 +96,7 @@ def weightless_graph(model: torch.nn.Module, spec: GraphSpec, weights_file: str)
             input_names=list(spec.inputs),
             output_names=list(spec.outputs),
             dynamic_axes=spec.dynamic_axes,
+            do_constant_folding=spec.constant_folding,
         )
     proto = onnx.load_from_string(buffer.getvalue())
     bundled = load_safetensors(spec.name)
