@@ -71,14 +71,14 @@ def anonymise(
     ] = None,
     task_gpus: Annotated[float, typer.Option(help="--engine ray: GPUs each video's task asks for.")] = 0.0,
     retries: Annotated[int, typer.Option(help="--engine ray: times a task is re-run when its worker dies (>= 0).")] = 2,
-    method: Annotated[str, typer.Option(help="blur | pixelate | surrogate | ae | ae-paper (see README and deidvid/weights/MODEL_CARD.md)")] = "blur",
+    method: Annotated[str, typer.Option(help="blur | pixelate | surrogate | ae | ae-paper | surrogate+ae (see README and deidvid/weights/MODEL_CARD.md)")] = "blur",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     strength: Annotated[
         float | None,
-        typer.Option(help="--method ae: perturbation RMS in grey levels (0-255); more hides identity better, "
+        typer.Option(help="--method ae or surrogate+ae: perturbation RMS in grey levels (0-255); more hides identity better, "
                      "costs PSNR (default: as trained, see deidvid/weights/MODEL_CARD.md).", show_default=False),
     ] = None,
-    seed: Annotated[int, typer.Option(help="--method surrogate: which surrogate each face gets (same seed, same choice).")] = 0,
+    seed: Annotated[int, typer.Option(help="--method surrogate (or surrogate+ae): which surrogate each face gets (same seed, same choice).")] = 0,
     keep_pulse: Annotated[
         bool | None,
         typer.Option("--keep-pulse/--no-keep-pulse", help="Transplant the original's pulse into the output "
@@ -169,9 +169,9 @@ def _check_batch(settings: BatchSettings) -> None:
 
 
 def _check_args(args: AnonymiseArgs) -> None:
-    from deidvid.methods import METHODS
+    from deidvid.methods import METHODS, WITH_STRENGTH
 
-    check_anonymise(args, tuple(METHODS), _max_strength() if args.strength is not None else None)
+    check_anonymise(args, tuple(METHODS), _max_strength() if args.strength is not None else None, WITH_STRENGTH)
 
 
 def _max_strength() -> float:

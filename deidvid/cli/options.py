@@ -78,13 +78,16 @@ class AnonymiseArgs:
 
 
 def check_anonymise(
-    args: AnonymiseArgs, methods: tuple[str, ...] | list[str], max_strength: float | None = None
+    args: AnonymiseArgs,
+    methods: tuple[str, ...] | list[str],
+    max_strength: float | None = None,
+    strength_methods: tuple[str, ...] = ("ae",),
 ) -> None:
     """Raise UsageError for the first option that is out of range.
 
     ``methods``: the registry's names; ``max_strength``: the autoencoder's largest strength
     in [0, 1] units, needed only with ``--strength`` (passed in: this module imports nothing
-    heavy).
+    heavy); ``strength_methods``: the methods ``--strength`` applies to.
     """
     check_choice(args.method, "--method", list(methods))
     check_choice(args.device, "--device", DEVICES)
@@ -105,17 +108,18 @@ def check_anonymise(
     check_range(args.max_match_rate, "--max-match-rate", 0.0, 1.0)
     if args.max_match_rate is not None and not args.identity_check:
         raise UsageError("--max-match-rate needs the identity check (drop --no-identity-check)")
-    _check_strength(args, max_strength)
+    _check_strength(args, max_strength, strength_methods)
 
 
-def _check_strength(args: AnonymiseArgs, max_strength: float | None) -> None:
+def _check_strength(args: AnonymiseArgs, max_strength: float | None, strength_methods: tuple[str, ...]) -> None:
     if args.strength is None:
         return
     if max_strength is None:
         raise ValueError("--strength needs the autoencoder's max_strength to be checked")
     check_finite(args.strength, "--strength")
-    if args.method != "ae" or not 0 < args.strength / 255.0 <= max_strength:
-        raise UsageError(f"--strength needs --method ae and a value in (0, {max_strength * 255:g}] grey levels")
+    if args.method not in strength_methods or not 0 < args.strength / 255.0 <= max_strength:
+        methods = " or ".join(f"--method {m}" for m in strength_methods)
+        raise UsageError(f"--strength needs {methods} and a value in (0, {max_strength * 255:g}] grey levels")
 
 
 def parse_floats(text: str, option: str, count: int | None = None) -> tuple[float, ...]:

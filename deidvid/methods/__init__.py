@@ -40,6 +40,12 @@ def _surrogate(device: str, strength: float | None, seed: int) -> Method:  # noq
     return SurrogateFace(device=device, seed=seed)
 
 
+def _surrogate_ae(device: str, strength: float | None, seed: int) -> Method:
+    from deidvid.methods.composed import Composed
+
+    return Composed(_surrogate(device, None, seed), _autoencoder("ae")(device, strength, seed))
+
+
 # Builders import lazily: a blur run never imports the autoencoder's torch model.
 _BUILDERS: dict[str, Callable[[str, float | None, int], Method]] = {
     "ae": _autoencoder("ae"),
@@ -47,7 +53,10 @@ _BUILDERS: dict[str, Callable[[str, float | None, int], Method]] = {
     "blur": _blur,
     "pixelate": _pixelate,
     "surrogate": _surrogate,
+    "surrogate+ae": _surrogate_ae,  # the residual autoencoder's perturbation on the surrogate
 }
+# Methods whose output --strength (the residual autoencoder's perturbation RMS) applies to.
+WITH_STRENGTH = ("ae", "surrogate+ae")
 METHODS = tuple(sorted(_BUILDERS))
 
 
@@ -55,14 +64,14 @@ def build_method(name: str, device: str = "cpu", strength: float | None = None, 
     """The method called ``name`` (see ``METHODS``) on ``device``.
 
     ``strength``: the residual autoencoder's perturbation RMS in [0, 1] units (None: as
-    trained); a ValueError for any other method. ``seed``: the surrogate choice (other
+    trained); a ValueError for a method without it (see ``WITH_STRENGTH``). ``seed``: the surrogate choice (other
     methods have no randomness).
     """
-    if strength is not None and name != "ae":
-        raise ValueError(f"a strength applies to the residual autoencoder (--method ae) only, not '{name}'")
+    if strength is not None and name not in WITH_STRENGTH:
+        raise ValueError(f"a strength applies to the residual autoencoder ({', '.join(WITH_STRENGTH)}) only, not '{name}'")
     if name not in _BUILDERS:
         raise ValueError(f"unknown method '{name}'; choose from {', '.join(METHODS)}")
     return _BUILDERS[name](device, strength, seed)
 
 
-__all__ = ["AUTOENCODERS", "METHODS", "CropClip", "FaceObserver", "Method", "PasteMode", "build_method"]
+__all__ = ["AUTOENCODERS", "METHODS", "WITH_STRENGTH", "CropClip", "FaceObserver", "Method", "PasteMode", "build_method"]
