@@ -36,6 +36,16 @@ def test_triangle_affines_map_corners_exactly_and_degenerate_to_centroid():
     np.testing.assert_allclose(a[1][:, :2], 0.0)
 
 
+def test_triangle_affines_equal_a_linear_solve_per_triangle():
+    """The closed form against solving ``A @ [x, y, 1] = source`` at the three corners."""
+    rng = np.random.default_rng(1)
+    target, source = rng.uniform(0, 128, (40, 2)), rng.uniform(0, 256, (40, 2))
+    tris = rng.choice(40, size=(60, 3))
+    tris = tris[np.abs(raster.signed_areas(target, tris)) > 1.0]
+    expected = np.stack([np.linalg.solve(np.c_[target[t], np.ones(3)], source[t]).T for t in tris])
+    np.testing.assert_allclose(raster.triangle_affines(target, source, tris), expected, rtol=1e-9, atol=1e-9)
+
+
 def test_remap_through_samples_an_affine_warp():
     # Target square -> the same square shifted by (3, 1): a pure translation per pixel.
     image = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
