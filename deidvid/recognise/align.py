@@ -18,8 +18,6 @@ same chips in numpy, for scoring without torch, and declares the templates.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -33,6 +31,8 @@ from deidvid.recognise.chips import (
     DLIB_MEAN_FACE_X,
     DLIB_MEAN_FACE_Y,
     PYRAMID_TAPS,
+    PyramidPlan,
+    pyramid_plan,
 )
 
 
@@ -175,18 +175,6 @@ def dlib_pyramid_down(images: Tensor) -> Tensor:
     return F.conv2d(images, kernel, stride=2, groups=channels)
 
 
-def _pyramid_rect_down(left: float, top: float, right: float, bottom: float) -> tuple[float, ...]:
-    # dlib's pyramid_down<2>::rect_down (point_down(p) = p/2 - (1.25, 0.75)).
-    return left / 2 - 1.25, top / 2 - 0.75, right / 2 - 1.25, bottom / 2 - 0.75
-
-
-def _area(rect: tuple[float, ...]) -> float:
-    left, top, right, bottom = rect
-    if left > right or top > bottom:
-        return 0.0
-    return (right - left + 1) * (bottom - top + 1)
-
-
 def extract_dlib_chip(
     images: Tensor,
     landmarks: Tensor,
@@ -211,49 +199,30 @@ def extract_dlib_chip(
     height, width = images.shape[-2:]
     rows = list(chips.unbind(0))
     for i in range(images.shape[0]):
-        s, cx, cy, a = float(side[i]), float(centre[i, 0]), float(centre[i, 1]), float(angle[i])
-        rect = (cx - (s - 1) / 2, cy - (s - 1) / 2, cx + (s - 1) / 2, cy + (s - 1) / 2)
-        if _area(_pyramid_rect_down(*rect)) > size * size:
-            rows[i] = _extract_from_pyramid(images[i : i + 1], rect, a, size, height, width)[0]
+        plan = pyramid_plan(
+            (float(centre[i, 0]), float(centre[i, 1])), float(side[i]), float(angle[i]), size, height, width
+        )
+        if plan is not None:
+            rows[i] = _extract_from_pyramid(images[i : i + 1], plan, float(angle[i]), size)[0]
     return torch.stack(rows)
 
 
-def _extract_from_pyramid(
-    image: Tensor, rect: tuple[float, ...], angle: float, size: int, height: int, width: int
-) -> Tensor:
+def _extract_from_pyramid(image: Tensor, plan: PyramidPlan, angle: float, size: int) -> Tensor:
     """One chip through dlib's pyramid (``extract_image_chips``), for large faces."""
-    left, top, right, bottom = rect
-    cx, cy = (left + right) / 2, (top + bottom) / 2
-    depth, grow, down = 0, 2.0, _pyramid_rect_down(*rect)
-    while _area(down) > size * size:
-        down = _pyramid_rect_down(*down)
-        depth += 1
-        grow = grow * 2 + 2
-    # Bounding box of the rotated rectangle, grown, clipped, rounded like dlib's rectangle.
-    cos, sin = math.cos(angle), math.sin(angle)
-    xs, ys = [], []
-    for px, py in ((left, top), (right, top), (left, bottom), (right, bottom)):
-        xs.append(cos * (px - cx) - sin * (py - cy) + cx)
-        ys.append(sin * (px - cx) + cos * (py - cy) + cy)
-    box = [
-        max(min(xs) - grow, 0), max(min(ys) - grow, 0),
-        min(max(xs) + grow, width - 1), min(max(ys) + grow, height - 1),
-    ]  # fmt: skip
-    bl, bt, br, bb = (math.floor(v + 0.5) for v in box)
-    level_image = image[:, :, bt : bb + 1, bl : br + 1]
-    rect = (left - bl, top - bt, right - bl, bottom - bt)
-    level = -1
-    while _area(_pyramid_rect_down(*rect)) > size * size:
+    left, top, right, bottom = plan.box
+    level_image = image[:, :, top : bottom + 1, left : right + 1]
+    for _ in range(plan.levels):
         level_image = dlib_pyramid_down(level_image)
-        rect = _pyramid_rect_down(*rect)
-        level += 1
-    left, top, right, bottom = rect
-    centre = torch.tensor([[(left + right) / 2, (top + bottom) / 2]], dtype=torch.float64, device=image.device)
+    left, top, right, bottom = plan.rect
+
+    def batch_of_one(*values: float) -> Tensor:
+        return torch.tensor([values], dtype=torch.float64, device=image.device)
+
     affine = _rect_corner_affine(
-        centre,
-        torch.tensor([right - left + 1], dtype=torch.float64, device=image.device),
-        torch.tensor([bottom - top + 1], dtype=torch.float64, device=image.device),
-        torch.tensor([angle], dtype=torch.float64, device=image.device),
+        batch_of_one((left + right) / 2, (top + bottom) / 2),
+        batch_of_one(right - left + 1)[:, 0],
+        batch_of_one(bottom - top + 1)[:, 0],
+        batch_of_one(angle)[:, 0],
         size,
     )
     return sample_affine(level_image, affine, size, dlib_border=True)

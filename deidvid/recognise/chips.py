@@ -11,6 +11,7 @@ The templates are declared here once; the torch version imports them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -152,6 +153,47 @@ def _area(rect: tuple[float, ...]) -> float:
     return (right - left + 1) * (bottom - top + 1)
 
 
+@dataclass(frozen=True)
+class PyramidPlan:
+    """How dlib's ``extract_image_chips`` cuts a chip of a large face: read the image's
+    ``box`` (left, top, right, bottom, inclusive pixels), shrink it ``levels`` times with
+    ``pyramid_down``, and sample the chip's ``rect`` (left, top, right, bottom in the
+    shrunk image) there."""
+
+    box: tuple[int, int, int, int]
+    levels: int
+    rect: tuple[float, float, float, float]
+
+
+def pyramid_plan(centre: tuple[float, float], side: float, angle: float, size: int, height: int, width: int) -> PyramidPlan | None:
+    """dlib's plan for a ``side``-pixel chip rectangle at ``centre`` rotated by ``angle``, or
+    None when the face is not shrunk by more than ~2x (the chip is sampled directly)."""
+    cx, cy = centre
+    half = (side - 1) / 2
+    rect = (cx - half, cy - half, cx + half, cy + half)
+    down = _pyramid_rect_down(*rect)
+    if _area(down) <= size * size:
+        return None
+    grow = 2.0
+    while _area(down) > size * size:
+        down = _pyramid_rect_down(*down)
+        grow = grow * 2 + 2
+    # Bounding box of the rotated rectangle, grown, clipped, rounded like dlib's rectangle.
+    left, top, right, bottom = rect
+    cos, sin = math.cos(angle), math.sin(angle)
+    corners = ((left, top), (right, top), (left, bottom), (right, bottom))
+    xs = [cos * (px - cx) - sin * (py - cy) + cx for px, py in corners]
+    ys = [sin * (px - cx) + cos * (py - cy) + cy for px, py in corners]
+    grown = (max(min(xs) - grow, 0), max(min(ys) - grow, 0), min(max(xs) + grow, width - 1), min(max(ys) + grow, height - 1))
+    bl, bt, br, bb = (math.floor(v + 0.5) for v in grown)
+    rect = (left - bl, top - bt, right - bl, bottom - bt)
+    levels = 0
+    while _area(_pyramid_rect_down(*rect)) > size * size:
+        rect = _pyramid_rect_down(*rect)
+        levels += 1
+    return PyramidPlan((bl, bt, br, bb), levels, rect)
+
+
 def dlib_chip(
     image: np.ndarray, landmarks: np.ndarray, size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING
 ) -> np.ndarray:
@@ -169,35 +211,15 @@ def dlib_chip(
     angle = math.atan2(tform[1, 0], tform[0, 0])
     side = math.hypot(tform[0, 0], tform[1, 0]) * size  # chip_details.rect is size*scale wide
     centre = tform[:, :2] @ np.full(2, size / 2.0) + tform[:, 2]
-    half = (side - 1) / 2
-    rect = (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
-    if _area(_pyramid_rect_down(*rect)) > size * size:
-        return _chip_from_pyramid(image, rect, angle, size)
-    return sample_affine(image, _rect_corner_affine(centre, side, side, angle, size), size, dlib_border=True)
-
-
-def _chip_from_pyramid(image: np.ndarray, rect: tuple[float, ...], angle: float, size: int) -> np.ndarray:
-    """One chip through dlib's pyramid (``extract_image_chips``), for large faces."""
-    height, width = image.shape[:2]
-    left, top, right, bottom = rect
-    cx, cy = (left + right) / 2, (top + bottom) / 2
-    grow, down = 2.0, _pyramid_rect_down(*rect)
-    while _area(down) > size * size:
-        down = _pyramid_rect_down(*down)
-        grow = grow * 2 + 2
-    # Bounding box of the rotated rectangle, grown, clipped, rounded like dlib's rectangle.
-    cos, sin = math.cos(angle), math.sin(angle)
-    corners = ((left, top), (right, top), (left, bottom), (right, bottom))
-    xs = [cos * (px - cx) - sin * (py - cy) + cx for px, py in corners]
-    ys = [sin * (px - cx) + cos * (py - cy) + cy for px, py in corners]
-    box = (max(min(xs) - grow, 0), max(min(ys) - grow, 0), min(max(xs) + grow, width - 1), min(max(ys) + grow, height - 1))
-    bl, bt, br, bb = (math.floor(v + 0.5) for v in box)
-    level_image = image[bt : bb + 1, bl : br + 1].astype(np.float32)
-    rect = (left - bl, top - bt, right - bl, bottom - bt)
-    while _area(_pyramid_rect_down(*rect)) > size * size:
+    plan = pyramid_plan((centre[0], centre[1]), side, angle, size, *image.shape[:2])
+    if plan is None:
+        return sample_affine(image, _rect_corner_affine(centre, side, side, angle, size), size, dlib_border=True)
+    # A face shrunk by more than ~2x is sampled from dlib's pyramid (not aliased, dlib's pixels).
+    left, top, right, bottom = plan.box
+    level_image = image[top : bottom + 1, left : right + 1].astype(np.float32)
+    for _ in range(plan.levels):
         level_image = dlib_pyramid_down(level_image)
-        rect = _pyramid_rect_down(*rect)
-    left, top, right, bottom = rect
+    left, top, right, bottom = plan.rect
     centre = np.array([(left + right) / 2, (top + bottom) / 2])
     affine = _rect_corner_affine(centre, right - left + 1, bottom - top + 1, angle, size)
     return sample_affine(level_image, affine, size, dlib_border=True)
