@@ -69,7 +69,7 @@ def render(
     # the writer takes the rest of the picture from the source's YUV, a waiting frame
     # keeps only the part of its RGB picture that the faces touch (``keep_faces_part``).
     pending: deque[tuple[Frame, Window | None]] = deque()
-    trim = writer.reads_window_only(stream.video) and not _sees_whole_frames(method)
+    trim = writer.reads_window_only(stream.video) and not method.sees_whole_frames
     written = 0
 
     def flush(decoded_up_to: int) -> None:
@@ -148,7 +148,7 @@ def composite(
     height, width = picture.shape[:2]
     # Only the part of the frame that the faces touch goes through float (a whole 720p
     # frame's conversions cost more than the pastes); a method's per-frame hook sees it all.
-    whole_frame = _sees_whole_frames(method)
+    whole_frame = method.sees_whole_frames
     boxes = [r.box for r in results] + [cover_box(region) for region in lost]
     rows, cols = (slice(0, height), slice(0, width)) if whole_frame else touched_area(boxes, height, width)
     origin = (cols.start, rows.start)
@@ -202,11 +202,6 @@ def touched_area(boxes: list[CropBox], height: int, width: int) -> tuple[slice, 
     top, left = min(w[0].start for w in windows), min(w[1].start for w in windows)
     bottom, right = max(w[0].stop for w in windows), max(w[1].stop for w in windows)
     return slice(top, bottom), slice(left, right)
-
-
-def _sees_whole_frames(method: Method) -> bool:
-    """Whether ``method`` has a per-frame hook (``finish_frame``), which gets the whole frame."""
-    return type(method).finish_frame is not Method.finish_frame
 
 
 def find_stream_faces(

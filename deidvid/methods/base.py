@@ -97,6 +97,12 @@ class Method(ABC):
     def finish_frame(self, frame_index: int, canvas: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Called with each frame that has a face, ``(H, W, 3)`` float32 (0..255), after paste, before encode."""
 
+    @property
+    def sees_whole_frames(self) -> bool:
+        """Whether :meth:`finish_frame` does anything: the pipeline then hands it whole frames
+        (otherwise only the faces' part of a frame is converted and written back)."""
+        return type(self).finish_frame is not Method.finish_frame
+
     def warnings(self) -> list[str]:
         """One-line notes for the run's report (faces the method could not treat as intended)."""
         return []

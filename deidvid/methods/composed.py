@@ -52,5 +52,10 @@ class Composed(Method):
         self.first.finish_frame(frame_index, canvas)
         self.then.finish_frame(frame_index, canvas)
 
+    @property
+    def sees_whole_frames(self) -> bool:
+        # Its own finish_frame only forwards: whole frames only when a part has a hook.
+        return self.first.sees_whole_frames or self.then.sees_whole_frames
+
     def warnings(self) -> list[str]:
         return [*self.first.warnings(), *self.then.warnings()]

@@ -61,6 +61,21 @@ def test_the_second_runs_on_the_firsts_output_and_both_see_every_hook():
     assert both.observer() is None
 
 
+def test_whole_frames_only_when_a_part_has_a_per_frame_hook():
+    """Forwarding the hook is not having one: the pipeline keeps its faces-only window."""
+
+    class Plain(Method):
+        name = "plain"
+
+        def run(self, clips: Sequence[CropClip]) -> list[np.ndarray]:
+            return [clip.frames for clip in clips]
+
+    assert not Composed(Plain(), Plain()).sees_whole_frames
+    assert Composed(Plain(), Recorder("hook", 0, [])).sees_whole_frames
+    assert Composed(Recorder("hook", 0, []), Plain()).sees_whole_frames
+    assert not build_method("surrogate+ae").sees_whole_frames
+
+
 def test_a_method_that_watches_pass_1_cannot_run_second():
     class Watcher(Recorder):
         def observer(self):  # noqa: ANN202
