@@ -5,7 +5,8 @@ each limited to ``threads`` threads so that N workers share the cores instead of
 fighting over them. A worker dies with its parent (Linux ``PR_SET_PDEATHSIG``): a batch
 killed with SIGKILL leaves no orphan still writing outputs. SIGINT (Ctrl-C reaches the
 whole process group) is left to the parent, which stops the workers with SIGTERM; a worker
-unwinds on it, so its temporaries are deleted.
+unwinds on it, so its temporaries are deleted, and exits, never taking another job. One
+that is still alive after a grace period is killed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from multiprocessing import get_context
 from typing import Any, TypeVar
 
 from deidvid.errors import Interrupted
+from deidvid.interrupts import interrupt
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -35,6 +37,10 @@ WORKER_MEMORY_BYTES = int(1.5 * 2**30)
 
 #: Seconds between two progress messages of one worker (the bar needs no more).
 PROGRESS_INTERVAL_S = 0.25
+
+#: Seconds a stopped worker has to unwind its job (deleting the temporaries: well under a
+#: second) before it is killed; the worker's own watchdog ends it a little earlier.
+STOP_GRACE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -103,12 +109,14 @@ def run_jobs(
     threads: int | None,
     on_progress: OnProgress | None = None,
     on_crash: Callable[[J, str], R] | None = None,
+    stop_grace_s: float = STOP_GRACE_S,
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, fn(jobs[index], progress))`` for every job, in the order they finish.
 
     ``workers <= 1`` runs the jobs here, one after another (``threads`` still applies when
     given). ``on_crash(job, reason)`` makes the result of a job whose worker died (killed,
-    out of memory) instead of raising.
+    out of memory) instead of raising. Closing the iterator early (an error, an interrupt)
+    stops the workers: each job unwinds, and a worker still alive ``stop_grace_s`` later is killed.
     """
     if workers <= 1:
         if threads is not None:
@@ -116,7 +124,9 @@ def run_jobs(
         for i, job in enumerate(jobs):
             yield i, _run_here(fn, job, labels[i], on_progress)
         return
-    yield from _run_in_workers(fn, jobs, labels, workers, threads or threads_per_worker(workers), on_progress, on_crash)
+    yield from _run_in_workers(
+        fn, jobs, labels, workers, threads or threads_per_worker(workers), on_progress, on_crash, stop_grace_s
+    )
 
 
 def _run_here(fn: JobFunction, job: Any, label: str, on_progress: OnProgress | None) -> Any:
@@ -133,7 +143,7 @@ def _run_here(fn: JobFunction, job: Any, label: str, on_progress: OnProgress | N
 
 def _run_in_workers(
     fn: JobFunction, jobs: Sequence[Any], labels: Sequence[str], workers: int, threads: int,
-    on_progress: OnProgress | None, on_crash: Callable[[Any, str], Any] | None,
+    on_progress: OnProgress | None, on_crash: Callable[[Any, str], Any] | None, stop_grace_s: float,
 ) -> Iterator[tuple[int, Any]]:
     context = get_context("spawn")
     events = context.Queue()
@@ -141,7 +151,7 @@ def _run_in_workers(
     for slot in range(workers):
         slots.put(slot)
     executor = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, events, slots)
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, events, slots, stop_grace_s)
     )
     stop_relay = threading.Event()
     relay = threading.Thread(target=_relay_events, args=(events, on_progress, stop_relay), daemon=True)
@@ -163,19 +173,26 @@ def _run_in_workers(
         finished = True
     finally:
         if not finished:
-            _stop_workers(executor)
+            _stop_workers(executor, stop_grace_s)
         executor.shutdown(wait=True, cancel_futures=True)
         stop_relay.set()
         relay.join(timeout=2)
 
 
-def _stop_workers(executor: ProcessPoolExecutor) -> None:
-    """SIGTERM every worker: each unwinds (deleting its temporaries) and exits."""
-    for process in list((executor._processes or {}).values()):  # noqa: SLF001 - no public handle on them
+def _stop_workers(executor: ProcessPoolExecutor, grace_s: float) -> None:
+    """SIGTERM every worker: each unwinds (deleting its temporaries) and exits. One still
+    alive after ``grace_s`` is killed (its temporary is then the caller's to remove)."""
+    processes = list((executor._processes or {}).values())  # noqa: SLF001 - no public handle on them
+    for process in processes:
         if process.is_alive():
             process.terminate()
-    for process in list((executor._processes or {}).values()):  # noqa: SLF001
-        process.join(timeout=30)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _relay_events(events: Any, on_progress: OnProgress | None, stop: threading.Event) -> None:
@@ -193,20 +210,35 @@ def _relay_events(events: Any, on_progress: OnProgress | None, stop: threading.E
 # -- in the worker process ------------------------------------------------------------------
 _events: Any = None
 _slot = 0
+_in_job = False  # between the start and the end of _call's job
+_stopping = False  # SIGTERM has come: no further job may start
+_grace_s = STOP_GRACE_S
 
 
-def _init_worker(threads: int, events: Any, slots: Any) -> None:
-    global _events, _slot
+def _init_worker(threads: int, events: Any, slots: Any, grace_s: float) -> None:
+    global _events, _slot, _grace_s
+    _grace_s = grace_s
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sends SIGTERM
-
-    def on_term(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second cannot cut the unwinding short
-        raise Interrupted(signum)
-
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, _on_term)
+    events.cancel_join_thread()  # exiting never waits for undelivered progress messages
     _events, _slot = events, slots.get()
     limit_threads(threads)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    """SIGTERM: a job unwinds (its temporaries deleted) and the worker exits; an idle worker exits at once."""
+    global _stopping
+    if _stopping:
+        return  # a second signal cannot cut the unwinding short
+    _stopping = True
+    if not _in_job:
+        os._exit(128 + signum)
+    # Whatever the unwinding meets, the worker does not outlive it by much.
+    watchdog = threading.Timer(_grace_s * 0.75, os._exit, (128 + signum,))
+    watchdog.daemon = True
+    watchdog.start()
+    interrupt(signum)
 
 
 def _die_with_parent() -> None:
@@ -216,6 +248,9 @@ def _die_with_parent() -> None:
 
 
 def _call(fn: JobFunction, job: Any, label: str) -> Any:
+    global _in_job
+    if _stopping:  # SIGTERM came after the last job's end: this one must not run
+        os._exit(143)
     last: dict[str, float] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -224,12 +259,18 @@ def _call(fn: JobFunction, job: Any, label: str) -> Any:
             last[stage] = now
             _events.put(ProgressEvent(_slot, label, stage, done, total))
 
-    progress("start", 0, 0)
+    _in_job = True
     try:
-        return fn(job, progress)
+        progress("start", 0, 0)
+        try:
+            return fn(job, progress)
+        finally:
+            progress("end", 0, 0)
     except Interrupted as stop:
         # The job has unwound (its temporaries are gone). The pool would catch the exception
         # and wait for more work, so leave now, as the signal meant.
         os._exit(stop.exit_code)
     finally:
-        progress("end", 0, 0)
+        _in_job = False
+        if _stopping:  # the signal came as the job ended: leave all the same
+            os._exit(143)

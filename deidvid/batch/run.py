@@ -39,6 +39,7 @@ from deidvid.errors import (
     Interrupted,
     run_guarded,
 )
+from deidvid.io.atomic import remove_stale
 
 if TYPE_CHECKING:
     from deidvid.anonymise.options import AnonymiseOptions
@@ -143,16 +144,21 @@ def run_batch(
         threads = settings.task_cpus
     job_opts = dataclasses.replace(opts, threads=threads)
     jobs = [Job(items[i].src, items[i].dst, items[i].key, job_opts) for i in ready]
+    results = _engine_results(jobs, workers, threads, settings, events)
     try:
         record.running([items[i] for i in ready])
-        for j, result in _engine_results(jobs, workers, threads, settings, events):
+        for j, result in results:
             item = items[ready[j]]
             outcome = _finished(item, result, gates)
             record.finished(item, result, outcome)
             outcomes[ready[j]] = outcome
             events.finished(outcome)
     except (Interrupted, KeyboardInterrupt):
-        record.interrupted([items[i] for i in ready if outcomes[i] is None])
+        results.close()  # the workers are stopped (each deletes its temporary) and gone
+        unfinished = [items[i] for i in ready if outcomes[i] is None]
+        for item in unfinished:
+            remove_stale(item.dst)  # left by a worker that had to be killed
+        record.interrupted(unfinished)
         raise
     done = [o for o in outcomes if o is not None]
     if manifest is not None and not manifest_existed and not any(o.status in WRITTEN for o in done):
@@ -178,8 +184,6 @@ def _crashed(job: Job, reason: str) -> JobResult:
 def _open_manifest(out_dir: Path | None) -> Manifest | None:
     if out_dir is None:
         return None
-    from deidvid.io.atomic import remove_stale
-
     path = out_dir / MANIFEST_NAME
     remove_stale(path)  # a temporary a killed run left for the manifest
     return Manifest.load(path)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from deidvid.errors import Interrupted
+from deidvid.interrupts import interrupt
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -37,7 +37,7 @@ def interrupts_unwind() -> Iterator[None]:
         if received:
             return
         received.append(signum)
-        raise Interrupted(signum)
+        interrupt(signum)
 
     previous = {sig: signal.getsignal(sig) for sig in HANDLED}
     for sig in HANDLED:

@@ -26,6 +26,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from deidvid.interrupts import uninterrupted
+
 # Longest file name (bytes) on every common Linux/macOS file system.
 NAME_MAX = 255
 _TOKEN_HEX = 8  # random hex characters that make each temporary unique
@@ -73,6 +75,9 @@ class TempFile:
     """A new, locked, empty temporary for ``target``; :meth:`commit` renames it over the
     target, :meth:`discard` deletes it. Either closes the lock.
 
+    Create it inside :func:`~deidvid.interrupts.uninterrupted` within the ``try`` that
+    discards it, so that a signal cannot come between the two.
+
     Raises:
         OSError: the folder cannot be written (the caller words the message).
     """
@@ -80,18 +85,19 @@ class TempFile:
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
         prefix = temp_prefix(self.target)
-        while True:
-            self.path = self.target.parent / f".{prefix}.{secrets.token_hex(_TOKEN_HEX // 2)}{_SUFFIX}"
+        with uninterrupted():  # a signal between creating the file and knowing its name would leak it
+            while True:
+                self.path = self.target.parent / f".{prefix}.{secrets.token_hex(_TOKEN_HEX // 2)}{_SUFFIX}"
+                try:
+                    self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                    break
+                except FileExistsError:
+                    continue  # another temporary has this token: draw again
             try:
-                self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                continue  # another temporary has this token: draw again
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BaseException:
-            self.discard()
-            raise
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                self.discard()
+                raise
 
     def commit(self) -> None:
         """Move the finished temporary onto the target (atomic on one file system)."""
@@ -114,20 +120,28 @@ class TempFile:
 
 
 def write_text(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` atomically (stale temporaries of ``target`` are removed).
+    """Write ``text`` (UTF-8) to ``target`` atomically: :func:`write_bytes`."""
+    write_bytes(target, text.encode("utf-8"))
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (stale temporaries of ``target`` are removed).
 
     Raises:
         OSError: the write or the rename failed; the target is unchanged, nothing is left.
     """
     remove_stale(target)
-    temp = TempFile(target)
+    temp: TempFile | None = None
     try:
-        with open(temp.path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with uninterrupted():
+            temp = TempFile(target)
+        with open(temp.path, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
-        temp.discard()
+        if temp is not None:
+            temp.discard()
         raise
     temp.commit()
 

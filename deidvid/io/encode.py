@@ -42,6 +42,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.errors import BadInputError, DeidvidError, UsageError
+from deidvid.interrupts import uninterrupted
 from deidvid.io.ahead import Behind
 from deidvid.io.atomic import TempFile, remove_stale
 from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
@@ -184,19 +185,20 @@ class VideoWriter:
         self._closed = False
         self._videos: list[_VideoOut] = []
         self._behind: Behind | None = None
+        self._temp: TempFile | None = None
         remove_stale(out_path, keep=[info.path])  # left by a run that was killed (SIGKILL)
-        try:
-            self._temp = TempFile(out_path)
-        except OSError as err:
-            raise BadInputError(f"{out_path}: cannot write to folder {out_path.parent} ({os_reason(err)})") from None
-        self._temp_path = self._temp.path
         options = {"movflags": "use_metadata_tags"} if out_format in ("mp4", "mov") else {}
         try:
-            self._container = av.open(str(self._temp_path), "w", format=out_format, options=options)
-        except (OSError, av.error.FFmpegError) as err:
-            self._temp.discard()
-            raise BadInputError(f"{out_path}: cannot write here ({err})") from None
-        try:
+            try:
+                with uninterrupted():
+                    self._temp = TempFile(out_path)
+            except OSError as err:
+                raise BadInputError(f"{out_path}: cannot write to folder {out_path.parent} ({os_reason(err)})") from None
+            self._temp_path = self._temp.path
+            try:
+                self._container = av.open(str(self._temp_path), "w", format=out_format, options=options)
+            except (OSError, av.error.FFmpegError) as err:
+                raise BadInputError(f"{out_path}: cannot write here ({err})") from None
             for source in (info, *more_videos):
                 self._videos.append(_VideoOut(self._container, source, crf, lossless, preset, threads))
             self._audio_out = self._add_audio_streams() if copy_audio and info.has_audio else {}
@@ -352,7 +354,8 @@ class VideoWriter:
                 closer()
             except Exception:  # noqa: BLE001 - cleaning up after another error
                 pass
-        self._temp.discard()
+        if self._temp is not None:
+            self._temp.discard()
 
     def _close_reader(self) -> None:
         if self._audio_reader is not None:

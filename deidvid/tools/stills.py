@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deidvid.io.atomic import TempFile
+from deidvid.io.atomic import write_bytes
 from deidvid.io.decode import iter_frames, probe
 
 
@@ -57,13 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("none of --frames is in both videos")
     image = np.hstack([np.hstack([r, np.full((r.shape[0], 8, 3), 255, np.uint8)]) for r in rows])[:, :-8]
     _, png = cv2.imencode(".png", image[:, :, ::-1])
-    temp = TempFile(args.out)
-    try:
-        temp.path.write_bytes(png.tobytes())
-    except BaseException:
-        temp.discard()
-        raise
-    temp.commit()
+    write_bytes(args.out, png.tobytes())
     return 0
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from deidvid.errors import BadInputError, DeidvidError, Interrupted, UsageError
+from deidvid.interrupts import interrupt
 from deidvid.io.atomic import (
     NAME_MAX,
     TempFile,
@@ -149,6 +150,38 @@ def test_interrupt_mid_write_removes_the_temporary(small: Path, tmp_path: Path) 
         for frame in iter_frames(small, info):
             writer.write(frame, frame.rgb)
             raise Interrupted(signal.SIGTERM)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_while_the_writer_opens_its_file_leaves_no_temporary(small: Path, tmp_path: Path, monkeypatch) -> None:
+    info = probe(small)
+
+    def open_then_stop(path, mode="r", *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        assert mode == "w" and ".part" in str(path)  # the writer opening its temporary
+        raise Interrupted(signal.SIGINT)  # as the signal handler does, between two bytecodes
+
+    monkeypatch.setattr("deidvid.io.encode.av.open", open_then_stop)
+    with pytest.raises(Interrupted):
+        VideoWriter(tmp_path / "out.mp4", info)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_held_while_the_temporary_is_made_is_raised_where_it_is_cleaned_up(tmp_path: Path) -> None:
+    def stop_in_the_middle() -> None:
+        interrupt(signal.SIGTERM)  # the handler, run while TempFile has created the file but not yet returned
+
+    target = tmp_path / "report.json"
+    real_open = os.open
+
+    def open_and_signal(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        fd = real_open(*args, **kwargs)
+        stop_in_the_middle()
+        return fd
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("deidvid.io.atomic.os.open", open_and_signal)
+        with pytest.raises(Interrupted):
+            write_text(target, "{}")
     assert list(tmp_path.iterdir()) == []
 
 
