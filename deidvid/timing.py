@@ -11,6 +11,7 @@ from pathlib import Path
 
 from deidvid.io.ahead import read_ahead
 from deidvid.io.decode import Frame, VideoInfo, iter_frames
+from deidvid.io.yuv import Window
 
 
 @dataclass
@@ -34,11 +35,11 @@ def timed_frames(
     timer: StageTimer,
     deep: bool = False,
     keep_yuv: bool = False,
-    rgb_needed: Callable[[int], bool] | None = None,
+    rgb_part: Callable[[int], Window | None] | None = None,
 ) -> Iterator[Frame]:
     """``iter_frames``, decoded a few frames ahead in a thread (:func:`read_ahead`), with the
     time spent waiting for the decoder booked to the 'decode' stage."""
-    frames = read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv, rgb_needed=rgb_needed))
+    frames = read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv, rgb_part=rgb_part))
     try:
         while True:
             with timer("decode"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
-from deidvid.faces.geometry import CropBox, frame_window
+from deidvid.faces.geometry import CropBox, crop_box, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
 from deidvid.io.yuv import UNCHANGED, Window, grown
@@ -33,6 +34,7 @@ from deidvid.methods.base import Method, PasteMode
 from deidvid.timing import StageTimer, timed_frames
 
 if TYPE_CHECKING:
+    from deidvid.faces.track import FaceTrack
     from deidvid.measure.identity_check import IdentityCheck
     from deidvid.pulse.stage import PulseTransplant
 
@@ -88,10 +90,10 @@ def render(
             if progress:
                 progress("render", written, analysis.frame_count)
 
-    # Where the writer passes the source's YUV through, a frame without faces or covers
-    # needs no RGB picture at all: the decoder skips its conversion.
-    rgb_needed = frames_with_faces(analysis, lost).__contains__ if trim else None
-    frames = timed_frames(info.path, info, timer, deep=not opts.lossless, keep_yuv=not opts.lossless, rgb_needed=rgb_needed)
+    # Where the writer passes the source's YUV through, the decoder converts only the part
+    # of a frame that the faces touch to RGB (none of a frame without faces or covers).
+    rgb_part = faces_part(analysis.tracks, lost, info.height, info.width) if trim else None
+    frames = timed_frames(info.path, info, timer, deep=not opts.lossless, keep_yuv=not opts.lossless, rgb_part=rgb_part)
     for frame in frames:
         with timer("crop"):
             due = clips.add_frame(frame.index, frame.time_s, frame.rgb)
@@ -170,18 +172,30 @@ def composite(
     return out, (rows, cols)
 
 
-def frames_with_faces(analysis: Analysis, lost: dict[int, list[np.ndarray]]) -> set[int]:
-    """Indices of the frames that a face track covers or a fallback cover touches."""
-    covered = {index for track in analysis.tracks for index in range(track.start, track.end)}
-    return covered | {index for index, regions in lost.items() if regions}
+def faces_part(
+    tracks: list[FaceTrack], lost: dict[int, list[np.ndarray]], height: int, width: int
+) -> Callable[[int], Window]:
+    """The part of a frame's picture (given its index) that pass 2 reads: the window of
+    :func:`keep_faces_part` for the faces' crop boxes and the fallback covers there."""
+
+    def part(index: int) -> Window:
+        boxes = [crop_box(t.at(index)) for t in tracks if t.covers(index)]
+        return faces_window(boxes + [cover_box(r) for r in lost.get(index, [])], height, width)
+
+    return part
+
+
+def faces_window(boxes: list[CropBox], height: int, width: int) -> Window:
+    """What :func:`composite` and the YUV writer read of a ``height x width`` frame with
+    these boxes: their :func:`touched_area`, grown by the writer's conversion margin."""
+    return grown(touched_area(boxes, height, width), height, width) or UNCHANGED
 
 
 def keep_faces_part(frame: Frame, boxes: list[CropBox]) -> tuple[Frame, Window]:
-    """``frame`` holding only the part of its RGB picture that :func:`composite` and the YUV
-    writer read (the boxes' :func:`touched_area`, grown by the writer's conversion margin),
+    """``frame`` holding only the part of its RGB picture that is read (:func:`faces_window`),
     and that part's window: ~10 % of a 720p picture for one face, instead of all of it."""
     height, width = frame.rgb.shape[:2]
-    kept = grown(touched_area(boxes, height, width), height, width) or UNCHANGED
+    kept = faces_window(boxes, height, width)
     return replace(frame, rgb=frame.rgb[kept].copy()), kept
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.errors import BadInputError
-from deidvid.io.yuv import converts_windows
+from deidvid.io.yuv import Window, converts_windows, rgb_window
 
 # Accurate rounding + full chroma interpolation: exact on flat colours (see module doc).
 RGB_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
@@ -107,7 +107,7 @@ class VideoInfo:
         return converts_windows(self.pix_fmt, self.width, self.height, self.rotation, self.colorspace, self.color_range)
 
 
-# The ``rgb`` of a frame that was not converted (``iter_frames(rgb_needed=...)``): no pixels.
+# The ``rgb`` of a frame that was not converted (``iter_frames(rgb_part=...)``): no pixels.
 NO_PICTURE = np.zeros((0, 0, 3), np.uint8)
 NO_PICTURE.setflags(write=False)
 
@@ -388,14 +388,16 @@ def iter_frames(
     info: VideoInfo | None = None,
     deep: bool = False,
     keep_yuv: bool = False,
-    rgb_needed: Callable[[int], bool] | None = None,
+    rgb_part: Callable[[int], Window | None] | None = None,
 ) -> Iterator[Frame]:
     """Decode ``path`` frame by frame (multi-threaded decoder), in presentation order.
 
     ``deep``: also give ``Frame.deep`` when the source has more than 8 bits per component.
     ``keep_yuv``: also give ``Frame.yuv`` where the stream allows it.
-    ``rgb_needed``: with ``keep_yuv``, a frame that has its ``yuv`` and for whose index this
-    says False is not converted to RGB: its ``rgb`` is :data:`NO_PICTURE`.
+    ``rgb_part``: with ``keep_yuv``, the part of the picture that is needed in RGB, given a
+    frame's index (None: all of it). Of a frame that has its ``yuv``, only that part is
+    converted (:func:`deidvid.io.yuv.rgb_window`; the rest of ``rgb`` is zero), and a frame
+    with an empty part is not converted at all: its ``rgb`` is :data:`NO_PICTURE`.
 
     Memory does not grow with the video's length. Data that FFmpeg cannot decode, or a
     stream that ends early (fewer frames than the mp4/mov index lists, or frames ending
@@ -432,8 +434,13 @@ def iter_frames(
                 time_s = info.start_s + index / float(info.fps)
             last_time = time_s
             yuv = frame.to_ndarray(format="yuv420p") if keep_yuv and _same_picture(frame, info) else None
-            skip_rgb = yuv is not None and rgb_needed is not None and not rgb_needed(index)
-            rgb = NO_PICTURE if skip_rgb else to_rgb(frame, info.rotation, reformatter)
+            part = rgb_part(index) if yuv is not None and rgb_part is not None else None
+            if part is None:
+                rgb = to_rgb(frame, info.rotation, reformatter)
+            elif part[0].stop <= part[0].start or part[1].stop <= part[1].start:
+                rgb = NO_PICTURE
+            else:  # a stream that passes its YUV through is upright: no rotation to apply
+                rgb = rgb_window(frame, part, RGB_INTERPOLATION)
             fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
             yield Frame(index=index, pts=pts, time_s=time_s, rgb=rgb, deep=fine, yuv=yuv)
             index += 1

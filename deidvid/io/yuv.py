@@ -9,9 +9,11 @@ frame gives: swscale's chroma filter reaches a few pixels, and the window is con
 with :data:`MARGIN` more on each side, aligned to the chroma grid, so what is kept saw
 the same neighbours as in the whole frame (``tests/io/test_yuv.py`` checks it bit for bit).
 
-(Decoding cannot do the same: a picture cut out of a decoded frame loses its chroma
-siting, which PyAV 18 does not expose, and converts up to 6 levels differently at
-colour edges.)
+Decoding does the same the other way (:func:`rgb_window`): only the faces' window is
+converted to RGB. The window is cut from the decoded frame by FFmpeg's ``crop`` filter,
+which keeps the frame's chroma siting (a picture rebuilt from the frame's planes loses
+it, which PyAV 18 does not expose, and converts up to 15 levels differently at colour
+edges), again with :data:`MARGIN` more on each side.
 
 A picture is kept as FFmpeg's packed ``yuv420p`` array (``VideoFrame.to_ndarray``): the
 ``H x W`` luma plane, then the two ``H/2 x W/2`` chroma planes, flattened, as
@@ -19,6 +21,8 @@ A picture is kept as FFmpeg's packed ``yuv420p`` array (``VideoFrame.to_ndarray`
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -107,3 +111,34 @@ def put_rgb_window(
 def halved(window: Window) -> Window:
     """An even-aligned window of the picture in its chroma planes' samples."""
     return slice(window[0].start // 2, window[0].stop // 2), slice(window[1].start // 2, window[1].stop // 2)
+
+
+def rgb_window(frame: av.VideoFrame, window: Window, interpolation: int) -> np.ndarray:
+    """``frame``'s picture ``(H, W, 3)`` uint8 in RGB inside ``window`` only, zero elsewhere.
+
+    Inside the window the pixels are those that converting the whole frame gives, bit for
+    bit: the cut is :data:`MARGIN` larger on each side and aligned to the chroma grid. The
+    zeros are calloc'd, so the rest of the picture costs neither time nor (untouched) memory.
+    """
+    from av.filter import Graph
+
+    height, width = frame.height, frame.width
+    canvas = np.zeros((height, width, 3), np.uint8)
+    cut = grown(window, height, width)
+    if cut is None:
+        return canvas
+    (top, bottom), (left, right) = (cut[0].start, cut[0].stop), (cut[1].start, cut[1].stop)
+    graph = Graph()
+    source = graph.add_buffer(
+        width=width, height=height, format=frame.format.name, time_base=frame.time_base or Fraction(1, 1000)
+    )
+    crop = graph.add("crop", f"w={right - left}:h={bottom - top}:x={left}:y={top}:exact=1")
+    sink = graph.add("buffersink")
+    source.link_to(crop)
+    crop.link_to(sink)
+    graph.configure()
+    graph.push(frame)
+    part = VideoReformatter().reformat(graph.pull(), format="rgb24", interpolation=interpolation).to_ndarray()
+    rows, cols = window
+    canvas[window] = part[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
+    return canvas

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from deidvid.io.decode import NO_PICTURE, iter_frames, probe
+from deidvid.io.decode import NO_PICTURE, RGB_INTERPOLATION, iter_frames, probe
 from deidvid.io.encode import VideoWriter
-from deidvid.io.yuv import MARGIN, converts_windows, grown, halved, planes, put_rgb_window
+from deidvid.io.yuv import MARGIN, converts_windows, grown, halved, planes, put_rgb_window, rgb_window
 from deidvid.testing.synthetic_video import make_face_video
 
 # The encoder's flags (deidvid.io.encode): bicubic chroma, accurate rounding.
@@ -107,16 +107,51 @@ def test_no_yuv_where_the_stream_cannot_pass_through(tmp_path):
     assert all(f.yuv is None for f in iter_frames(plain))  # not asked
 
 
-def test_frames_not_needed_in_rgb_keep_only_their_yuv(tmp_path):
+def test_only_the_part_needed_in_rgb_is_converted(tmp_path):
+    """Frames keep their whole YUV; the RGB part asked for is the whole frame's conversion
+    bit for bit (windows at the edges, odd-aligned, one pixel wide included), the rest zero;
+    an empty part is not converted at all."""
     video = make_face_video(tmp_path / "plain.mp4", n_frames=6, size=(160, 120), audio=False)
+    parts = {
+        0: (slice(10, 90), slice(20, 140)),
+        1: (slice(0, 0), slice(0, 0)),
+        2: (slice(0, 120), slice(101, 160)),  # the right edge, an odd column
+        3: (slice(57, 58), slice(3, 4)),  # one pixel
+        4: None,  # all of it
+        5: (slice(0, 120), slice(0, 160)),
+    }
     full = list(iter_frames(video, keep_yuv=True))
-    lean = list(iter_frames(video, keep_yuv=True, rgb_needed=lambda index: index % 2 == 0))
+    lean = list(iter_frames(video, keep_yuv=True, rgb_part=parts.__getitem__))
     for a, b in zip(full, lean, strict=True):
         np.testing.assert_array_equal(a.yuv, b.yuv)
-        if b.index % 2 == 0:
+        part = parts[b.index]
+        if part is None:
             np.testing.assert_array_equal(a.rgb, b.rgb)
-        else:
+        elif part[0].stop == part[0].start:
             assert b.rgb is NO_PICTURE and b.rgb.size == 0
-    # Without the YUV there is nothing else to encode from: every frame is converted.
+        else:
+            np.testing.assert_array_equal(a.rgb[part], b.rgb[part])
+            outside = np.ones(b.rgb.shape[:2], bool)
+            outside[part] = False
+            assert not b.rgb[outside].any()
+    # Without the YUV there is nothing else to encode from: every frame is converted whole.
     turned = make_face_video(tmp_path / "turned.mp4", n_frames=2, size=(160, 120), audio=False, rotation=90)
-    assert all(f.rgb.size for f in iter_frames(turned, keep_yuv=True, rgb_needed=lambda index: False))
+    assert all(f.rgb.size and f.rgb.all(axis=2).any() for f in iter_frames(turned, keep_yuv=True, rgb_part=lambda index: (slice(0, 0), slice(0, 0))))
+
+
+def test_a_window_decodes_as_in_the_whole_frame_on_real_video(shared_data):
+    """Real camera video (chroma at colour edges, the decoder's chroma siting): a window cut
+    by the crop filter converts bit for bit as in the whole frame (rebuilding a picture from
+    its planes does not: up to 15 levels off)."""
+    rng = np.random.default_rng(0)
+    for path in sorted((shared_data / "ubfc").glob("*/vid.mp4"))[:2]:
+        container = av.open(str(path))
+        try:
+            frame = next(container.decode(video=0))
+        finally:
+            container.close()
+        whole = VideoReformatter().reformat(frame, format="rgb24", interpolation=RGB_INTERPOLATION).to_ndarray()
+        for _ in range(20):
+            top, left = int(rng.integers(0, frame.height - 1)), int(rng.integers(0, frame.width - 1))
+            part = (slice(top, int(rng.integers(top + 1, frame.height + 1))), slice(left, int(rng.integers(left + 1, frame.width + 1))))
+            np.testing.assert_array_equal(rgb_window(frame, part, RGB_INTERPOLATION)[part], whole[part])
