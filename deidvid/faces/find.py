@@ -20,6 +20,7 @@ from deidvid.faces.landmarks import LandmarkPredictor, follow_motion, to_grey
 from deidvid.faces.roll import detect_any_roll, eye_roll, is_rolled
 from deidvid.faces.track import FaceTrack, FaceTracker
 from deidvid.io.decode import VideoInfo
+from deidvid.io.yuv import UNCHANGED, Window, grey_from_luma
 from deidvid.timing import StageTimer, timed_frames
 
 if TYPE_CHECKING:
@@ -102,10 +103,15 @@ def find_faces(
         for observer in observers:
             observer.observe(track_id, index, rgb, landmarks)
 
-    for frame in timed_frames(path, info, timer):
+    # Grey comes from the decoded luma where the stream allows (no RGB conversion); RGB is
+    # needed only on detection frames, or on every frame when someone observes the faces.
+    def rgb_part(index: int) -> Window | None:
+        return None if observers or index % finding.detect_every == 0 else UNCHANGED
+
+    for frame in timed_frames(path, info, timer, keep_yuv=True, rgb_part=rgb_part):
         times.append(frame.time_s)
         with timer("landmarks"):
-            grey = to_grey(frame.rgb)
+            grey = grey_from_luma(frame.yuv) if frame.yuv is not None else to_grey(frame.rgb)
         if frame.index % finding.detect_every == 0:
             turned = finding.any_roll and (
                 detection_frames % finding.turned_every == 0 or _any_rolled(tracker.active(frame.index))

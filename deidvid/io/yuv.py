@@ -142,3 +142,17 @@ def rgb_window(frame: av.VideoFrame, window: Window, interpolation: int) -> np.n
     rows, cols = window
     canvas[window] = part[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
     return canvas
+
+
+# Limited-range luma (16..235) -> full-range grey (0..255).
+_LUMA_TO_GREY = np.clip(np.rint((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
+def grey_from_luma(packed: np.ndarray) -> np.ndarray:
+    """The grey picture ``(H, W)`` uint8 of a packed ``(3H/2, W)`` limited-range picture: its luma, stretched to full range.
+
+    What converting to RGB and back to grey gives, to 1 level where the RGB does not clip, at
+    no conversion's cost: for BT.601 the chroma terms of ``0.299 R + 0.587 G + 0.114 B`` cancel.
+    """
+    height = packed.shape[0] * 2 // 3
+    return _LUMA_TO_GREY[packed[:height]]

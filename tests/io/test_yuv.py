@@ -155,3 +155,27 @@ def test_a_window_decodes_as_in_the_whole_frame_on_real_video(shared_data):
             top, left = int(rng.integers(0, frame.height - 1)), int(rng.integers(0, frame.width - 1))
             part = (slice(top, int(rng.integers(top + 1, frame.height + 1))), slice(left, int(rng.integers(left + 1, frame.width + 1))))
             np.testing.assert_array_equal(rgb_window(frame, part, RGB_INTERPOLATION)[part], whole[part])
+
+
+def _assert_grey_from_luma_matches(video):
+    from deidvid.faces.landmarks import to_grey
+    from deidvid.io.yuv import grey_from_luma
+
+    from itertools import islice
+
+    for frame in islice(iter_frames(video, keep_yuv=True), 30):
+        grey = grey_from_luma(frame.yuv)
+        assert grey.shape == frame.rgb.shape[:2] and grey.dtype == np.uint8 and grey.flags.c_contiguous
+        off = np.abs(grey.astype(int) - to_grey(frame.rgb))
+        clipped = ((frame.rgb == 0) | (frame.rgb == 255)).any(axis=2)  # where RGB cannot hold the colour
+        assert off[~clipped].max() <= 1 and (off > 1).mean() < 2e-3
+
+
+def test_grey_from_luma_is_the_rgb_pictures_grey(tmp_path):
+    """The decoded luma, stretched to full range, is what converting to RGB and then to grey
+    gives (pass 1's landmarks read it): to 1 level where the RGB picture does not clip."""
+    _assert_grey_from_luma_matches(make_face_video(tmp_path / "face.mp4", n_frames=3, size=(160, 120), audio=False))
+
+
+def test_grey_from_luma_on_camera_video(shared_data):
+    _assert_grey_from_luma_matches(sorted((shared_data / "ubfc").glob("*/vid.mp4"))[0])
