@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from hashlib import blake2b
 from typing import TYPE_CHECKING
 
 import cv2
@@ -46,6 +47,10 @@ class SurrogateFace(Method):
         self.tracks: dict[int, FaceTrack] = {}
         self.chosen: dict[int, int] = {}
         self.covered: set[tuple[int, int]] = set()  # (track, frame) drawn as the blur cover
+        # Per track, the last clip's drawn frames: frame -> (digest of the input crop, output).
+        # Consecutive clips of a track overlap (16+ frames of 64), and a frame's crop is the
+        # same in both, so its drawing is reused instead of repeated.
+        self._drawn: dict[int, dict[int, tuple[bytes, np.ndarray]]] = {}
 
     def start_video(self) -> None:
         if self._observer is not None:
@@ -53,6 +58,7 @@ class SurrogateFace(Method):
         self.tracks.clear()
         self.chosen.clear()
         self.covered.clear()
+        self._drawn.clear()
 
     def observer(self) -> MeshObserver:
         from deidvid.surrogate.meshtrack import MeshObserver
@@ -118,15 +124,27 @@ class SurrogateFace(Method):
         track = self.tracks.get(clip.track_id)
         chosen = self.chosen.get(clip.track_id)
         out = np.empty_like(clip.frames)
+        previous = self._drawn.get(clip.track_id, {})
+        drawn = {}
         for t, crop01 in enumerate(clip.frames):
             f = clip.start + t
-            crop = crop01 * 255.0
             usable = mesh is not None and track is not None and chosen is not None and 0 <= f - mesh.start < len(mesh) and mesh.valid[f - mesh.start]
-            if usable:
-                out[t] = self.draw(chosen, mesh, f, crop, crop_box(track.at(f))) / 255.0
-            else:
+            if not usable:
                 self.covered.add((clip.track_id, f))
+                crop = crop01 * 255.0
                 out[t] = render.composite(crop, np.zeros_like(crop), np.zeros(crop.shape[:2], np.float32)) / 255.0
+                continue
+            digest = blake2b(np.ascontiguousarray(crop01).tobytes(), digest_size=16).digest()
+            if f in previous and previous[f][0] == digest:
+                out[t] = previous[f][1]
+            else:
+                out[t] = np.clip(self.draw(chosen, mesh, f, crop01 * 255.0, crop_box(track.at(f))) / 255.0, 0.0, 1.0)
+            drawn[f] = (digest, out[t].copy())  # a copy: later stages may change the returned clip in place
+        ends_track = track is None or clip.start + len(clip.frames) >= track.end
+        if ends_track:
+            self._drawn.pop(clip.track_id, None)
+        else:
+            self._drawn[clip.track_id] = drawn
         return np.clip(out, 0.0, 1.0)
 
     def warnings(self) -> list[str]:

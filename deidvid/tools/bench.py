@@ -1,10 +1,11 @@
 """Benchmarks: ``deidvid bench anonymise`` (throughput and peak memory against deface and
 against the decode+encode floor), ``deidvid bench cold-start`` and ``deidvid bench batch``.
 
-Every configuration runs as its own process, several times; we report the median
-wall time, frames per second and peak resident memory (``ru_maxrss`` of that very
-process, from ``os.wait4``), and ratios against the baseline measured in the same
-run, so machine load cancels out as far as it can.
+Every configuration runs as its own process, several times, the configurations taken in
+turn round after round (so a slow minute of this shared machine falls on all of them); we
+report the median wall time, frames per second and peak resident memory (``ru_maxrss``
+of that very process, from ``os.wait4``), and ratios against the baseline measured in
+the same rounds, so machine load cancels out as far as it can.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from deidvid.errors import UsageError
 
@@ -33,6 +35,7 @@ class Measurement:
     frames: int
     seconds: list[float]
     peak_mib: list[float]
+    cpu_s: list[float] = field(default_factory=list)  # user + system CPU seconds of each run
 
     @property
     def median_s(self) -> float:
@@ -46,9 +49,19 @@ class Measurement:
     def median_peak_mib(self) -> float:
         return statistics.median(self.peak_mib)
 
+    @property
+    def median_cpu_s(self) -> float:
+        return statistics.median(self.cpu_s) if self.cpu_s else float("nan")
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS MiB of that process)."""
+
+class RunUsage(NamedTuple):
+    wall_s: float
+    peak_mib: float  # peak RSS of the process (its children not included)
+    cpu_s: float  # user + system CPU seconds: less sensitive than wall time to other tenants' load
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> RunUsage:
+    """Run ``cmd``; return its wall time, peak RSS and CPU time."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -57,21 +70,30 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024.0  # Linux reports KiB
+    return RunUsage(seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime)  # Linux: ru_maxrss in KiB
 
 
-def measure(
-    name: str, cmd: list[str], frames: int, runs: int, env: dict[str, str] | None = None, warmup: int = 0
-) -> Measurement:
-    """``runs`` timed runs of ``cmd`` after ``warmup`` untimed ones (file cache, lazily compiled code)."""
+def measure_in_turn(
+    commands: dict[str, list[str]], frames: int, runs: int, env: dict[str, str] | None = None, warmup: int = 0
+) -> list[Measurement]:
+    """``runs`` rounds, each running every command once in order (after ``warmup`` untimed
+    rounds): one :class:`Measurement` per command, its ``seconds`` in round order."""
     for _ in range(warmup):
-        run_measured(cmd, env)
-    seconds, peaks = [], []
+        for cmd in commands.values():
+            run_measured(cmd, env)
+    usages: dict[str, list[RunUsage]] = {name: [] for name in commands}
     for _ in range(runs):
-        s, m = run_measured(cmd, env)
-        seconds.append(s)
-        peaks.append(m)
-    return Measurement(name, frames, seconds, peaks)
+        for name, cmd in commands.items():
+            usages[name].append(run_measured(cmd, env))
+    return [
+        Measurement(name, frames, [u.wall_s for u in us], [u.peak_mib for u in us], [u.cpu_s for u in us])
+        for name, us in usages.items()
+    ]
+
+
+def paired_ratio(m: Measurement, baseline: Measurement) -> float:
+    """Median over rounds of ``m``'s time per frame / ``baseline``'s in the same round."""
+    return statistics.median((s / m.frames) / (b / baseline.frames) for s, b in zip(m.seconds, baseline.seconds))
 
 
 def deidvid_cmd(video: Path, out: Path, variant: str, extra: list[str] | None = None) -> list[str]:
@@ -122,16 +144,24 @@ def _runs(m: Measurement, digits: int = 1) -> str:
 
 
 def format_table(rows: list[Measurement], baseline: Measurement | None, floor: Measurement | None = None) -> str:
-    """Medians, frames/s and peak memory per row; with ``floor``, also each row's time per frame
-    against the floor's (the wall-time ratio when both have the same frames)."""
-    head = ["run", "frames", "median s", "frames/s", "peak MiB", "runs (s)"] + (["x floor time"] if floor else []) + ["x baseline fps"]
+    """Medians (wall and CPU seconds), frames/s and peak memory per row; with ``floor``, also each row's time per frame
+    against the floor's; ratios are medians of the per-round ratios (:func:`paired_ratio`)
+    where both rows ran in the same rounds, else ratios of the medians."""
+    head = ["run", "frames", "median s", "CPU s", "frames/s", "peak MiB", "runs (s)"] + (["x floor time"] if floor else []) + ["x baseline fps"]
     lines = []
     for m in rows:
-        cells = [m.name, str(m.frames), f"{m.median_s:.1f}", f"{m.fps:.2f}", f"{m.median_peak_mib:.0f}", _runs(m)]
+        cells = [m.name, str(m.frames), f"{m.median_s:.1f}", f"{m.median_cpu_s:.1f}", f"{m.fps:.2f}", f"{m.median_peak_mib:.0f}", _runs(m)]
         if floor:
-            cells.append(f"{floor.fps / m.fps:.2f}")
-        lines.append([*cells, f"{m.fps / baseline.fps:.2f}" if baseline else "-"])
+            cells.append(f"{_ratio(m, floor):.2f}")
+        lines.append([*cells, f"{1.0 / _ratio(m, baseline):.2f}" if baseline else "-"])
     return markdown_table(head, lines)
+
+
+def _ratio(m: Measurement, baseline: Measurement) -> float:
+    """``m``'s time per frame over ``baseline``'s: paired by round when both have the same rounds."""
+    if len(m.seconds) == len(baseline.seconds):
+        return paired_ratio(m, baseline)
+    return (m.median_s / m.frames) / (baseline.median_s / baseline.frames)
 
 
 def format_profile(profiles: dict[str, tuple[dict[str, float], float]]) -> str:
@@ -158,8 +188,8 @@ def profile_methods(video: Path, tmp_path: Path, methods: tuple[str, ...], env: 
     profiles = {}
     report = tmp_path / "report.json"
     for method in methods:
-        wall, _ = run_measured(deidvid_cmd(video, tmp_path / "p.mp4", method, ["--json", str(report)]), env)
-        profiles[method] = (json.loads(report.read_text())["videos"][0]["timings_s"], wall)
+        usage = run_measured(deidvid_cmd(video, tmp_path / "p.mp4", method, ["--json", str(report)]), env)
+        profiles[method] = (json.loads(report.read_text())["videos"][0]["timings_s"], usage.wall_s)
     return format_profile(profiles)
 
 
@@ -190,26 +220,25 @@ def bench_anonymise(
             env["OMP_NUM_THREADS"] = str(threads)
         video = make_bench_video(tmp_path / "bench.mp4", seconds, size=size, faces=faces)
         frames = int(round(seconds * FPS))
-        rows = []
+        commands = {}
         if deface:
-            rows.append(measure("deface 1.5.0 (reference)", deface_cmd(deface, video, tmp_path / "deface.mp4"), frames, runs, env))
-        floor = measure("decode + encode floor (no faces)", floor_cmd(video, tmp_path / "floor.mp4"), frames, runs, env)
-        rows.append(floor)
+            commands["deface 1.5.0 (reference)"] = deface_cmd(deface, video, tmp_path / "deface.mp4")
+        commands["decode + encode floor (no faces)"] = floor_cmd(video, tmp_path / "floor.mp4")
         first = methods[0]
         for method in methods:
-            rows.append(measure(f"deidvid {method} (detect every 3)", deidvid_cmd(video, tmp_path / "o.mp4", method), frames, runs, env))
+            commands[f"deidvid {method} (detect every 3)"] = deidvid_cmd(video, tmp_path / "o.mp4", method)
+        commands[f"deidvid {first} (detect every frame)"] = deidvid_cmd(video, tmp_path / "o1.mp4", first, ["--detect-every", "1"])
+        rows = measure_in_turn(commands, frames, runs, env)
+        floor = rows[1] if deface else rows[0]
         baseline = rows[0] if deface else rows[1]  # deface, else the first method (after the floor)
-        rows.append(measure(
-            f"deidvid {first} (detect every frame)",
-            deidvid_cmd(video, tmp_path / "o1.mp4", first, ["--detect-every", "1"]), frames, runs, env,
-        ))
         if long_seconds:
             long_video = make_bench_video(tmp_path / "long.mp4", long_seconds, size=size, faces=faces)
-            rows.append(measure(
-                f"deidvid {first}, {long_seconds:.0f} s video", deidvid_cmd(long_video, tmp_path / "l.mp4", first),
-                int(round(long_seconds * FPS)), 1, env,
-            ))
-        caption = f"{size[0]}x{size[1]}, {faces} face{'s' if faces > 1 else ''}, {frames} frames, median of {runs} run(s):"
+            name = f"deidvid {first}, {long_seconds:.0f} s video"
+            rows += measure_in_turn({name: deidvid_cmd(long_video, tmp_path / "l.mp4", first)}, int(round(long_seconds * FPS)), 1, env)
+        caption = (
+            f"{size[0]}x{size[1]}, {faces} face{'s' if faces > 1 else ''}, {frames} frames, median of {runs} run(s) taken in turn; "
+            "ratios are medians of the per-round ratios:"
+        )
         text = f"{caption}\n\n{format_table(rows, baseline, floor)}"
         if profile:
             text += f"\n\nStage timings (one more run each, the report's timings_s):\n\n{profile_methods(video, tmp_path, methods, env)}"
@@ -219,7 +248,7 @@ def bench_anonymise(
 def bench_cold_start(runs: int = 5, size: tuple[int, int] = (1280, 720), workdir: Path | None = None) -> str:
     """Wall time of ``deidvid anonymise`` (blur) of a 6-frame one-face clip, a fresh process
     each run, with and without the identity check, against ``python -c "import torch"``
-    timed in the same run; median of ``runs`` after one warm-up run each."""
+    timed in the same rounds (:func:`measure_in_turn`); median of ``runs`` after a warm-up round."""
     with tempfile.TemporaryDirectory(prefix="deidvid-bench-cold-", dir=workdir) as tmp:
         tmp_path = Path(tmp)
         video = make_bench_video(tmp_path / "cold.mp4", COLD_START_FRAMES / FPS, size=size)
@@ -229,11 +258,10 @@ def bench_cold_start(runs: int = 5, size: tuple[int, int] = (1280, 720), workdir
             "deidvid anonymise, blur": deidvid_cmd(video, out, "blur"),
             "deidvid anonymise, blur, --no-identity-check": deidvid_cmd(video, out, "blur", ["--no-identity-check"]),
         }
-        rows = [measure(name, cmd, COLD_START_FRAMES, runs, warmup=1) for name, cmd in commands.items()]
-    torch = rows[0].median_s
+        rows = measure_in_turn(commands, COLD_START_FRAMES, runs, warmup=1)
     head = ["run", "median s", "peak MiB", "runs (s)", "x import torch time"]
-    lines = [[m.name, f"{m.median_s:.2f}", f"{m.median_peak_mib:.0f}", _runs(m, 2), f"{m.median_s / torch:.2f}"] for m in rows]
-    caption = f"{size[0]}x{size[1]}, {COLD_START_FRAMES} frames, one face, median of {runs} run(s) after a warm-up:"
+    lines = [[m.name, f"{m.median_s:.2f}", f"{m.median_peak_mib:.0f}", _runs(m, 2), f"{paired_ratio(m, rows[0]):.2f}"] for m in rows]
+    caption = f"{size[0]}x{size[1]}, {COLD_START_FRAMES} frames, one face, median of {runs} run(s) taken in turn after a warm-up round:"
     return f"{caption}\n\n{markdown_table(head, lines)}"
 
 
@@ -297,21 +325,15 @@ def bench_batch(
         for i in range(clips):
             make_bench_video(data / f"clip{i:02d}.mp4", seconds, size=(640, 360))
         frames = clips * int(round(seconds * FPS))
-        times: dict[int, list[float]] = {w: [] for w in workers}
-        peaks: dict[int, list[float]] = {w: [] for w in workers}
-        for _ in range(runs):
-            for w in workers:
-                out = tmp_path / f"out{w}"
-                out.mkdir(exist_ok=True)
-                cmd = [
-                    sys.executable, "-m", "deidvid", "anonymise", str(data), "--out-dir", str(out), "--workers", str(w),
-                    "--method", method, "--device", "cpu", "--force", "--quiet",
-                ]
-                s, m = run_measured(cmd)
-                times[w].append(s)
-                peaks[w].append(m)
-        rows = [Measurement(f"deidvid {method}, {clips} clips, --workers {w}", frames, times[w], peaks[w]) for w in workers]
+        commands = {}
+        for w in workers:
+            out = tmp_path / f"out{w}"
+            out.mkdir(exist_ok=True)
+            commands[f"deidvid {method}, {clips} clips, --workers {w}"] = [
+                sys.executable, "-m", "deidvid", "anonymise", str(data), "--out-dir", str(out), "--workers", str(w),
+                "--method", method, "--device", "cpu", "--force", "--quiet",
+            ]
+        rows = measure_in_turn(commands, frames, runs)
         table = format_table(rows, rows[0])
-        base = rows[0].median_s
-        ratios = ", ".join(f"--workers {w}: {m.median_s / base:.2f}x the time of --workers {workers[0]}" for w, m in zip(workers, rows))
+        ratios = ", ".join(f"--workers {w}: {paired_ratio(m, rows[0]):.2f}x the time of --workers {workers[0]}" for w, m in zip(workers, rows))
         return f"{table}\n\n{ratios} (peak MiB: the main process only; each worker holds its own models)"

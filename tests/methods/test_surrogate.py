@@ -63,6 +63,40 @@ def test_the_seed_makes_the_choice_reproducible(source, tmp_path, monkeypatch):
     assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) == 0
 
 
+def _counting_draws(method) -> list[int]:
+    """Record the frame index of every surrogate drawing ``method`` makes."""
+    frames: list[int] = []
+    real = method.draw
+
+    def draw(index, mesh, frame_index, crop, box):
+        frames.append(frame_index)
+        return real(index, mesh, frame_index, crop, box)
+
+    method.draw = draw
+    return frames
+
+
+def test_frames_shared_by_overlapping_clips_are_drawn_once(source, tmp_path, monkeypatch):
+    import deidvid.methods.surrogate as module
+
+    cached = build_method("surrogate")
+    drawn = _counting_draws(cached)
+    _run(source, tmp_path / "a.mp4", monkeypatch, method=cached, identity_check=False)
+    uncached = build_method("surrogate")
+    drawn_again = _counting_draws(uncached)
+    tokens = iter(range(10**6))
+    with monkeypatch.context() as m:
+        m.setattr(module, "blake2b", lambda *a, **k: type("D", (), {"digest": lambda self: next(tokens)})())
+        _run(source, tmp_path / "b.mp4", monkeypatch, method=uncached, identity_check=False)
+    # Choosing the surrogate draws a few sample frames per candidate; every frame once after that.
+    chosen_samples = {f for f, _, _ in uncached._mesh(0).samples}
+    outside = [f for f in drawn if f not in chosen_samples]
+    assert sorted(outside) == sorted(set(range(36)) - chosen_samples)
+    assert len([f for f in drawn_again if f not in chosen_samples]) > len(outside)  # the overlaps, twice
+    a, b = _frames(tmp_path / "a.mp4"), _frames(tmp_path / "b.mp4")
+    assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) == 0
+
+
 def test_a_face_without_a_mesh_is_covered_and_reported(source, tmp_path, monkeypatch):
     from deidvid.surrogate import meshtrack
 

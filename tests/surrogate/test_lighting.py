@@ -43,3 +43,15 @@ def test_fit_refuses_an_empty_region():
     space = uv_space(64)
     with pytest.raises(ValueError, match="too few"):
         lighting.fit(np.ones((64, 64, 3)), np.zeros((64, 64), bool), space)
+
+
+def test_relight_equals_the_exponential_of_the_whole_field():
+    # The separable product (a factor per column times one per row) against the definition.
+    space = uv_space(256)
+    rng = np.random.default_rng(2)
+    own, target = rng.normal(0, 0.4, (3, 3)), rng.normal(0, 0.4, (3, 3))
+    texture = rng.uniform(0, 255, (256, 256, 3)).astype(np.float32)
+    reference = texture.astype(np.float64) * np.exp(lighting.field(target - own, space).astype(np.float64))
+    relit = lighting.relight(texture, own, target, space)
+    assert relit.dtype == np.float32
+    np.testing.assert_allclose(relit, reference, rtol=2e-6, atol=1e-4)

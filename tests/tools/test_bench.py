@@ -1,6 +1,8 @@
 """The benchmarks: every method in one run, ratios against the first and the decode+encode
 floor, the per-stage profile and the cold start."""
 
+import sys
+
 import pytest
 
 from deidvid.errors import UsageError
@@ -8,8 +10,11 @@ from deidvid.tools.bench import (
     UNSTAGED,
     bench_anonymise,
     bench_cold_start,
+    Measurement,
     format_profile,
     make_bench_video,
+    measure_in_turn,
+    paired_ratio,
     parse_size,
 )
 
@@ -58,8 +63,9 @@ def test_bench_anonymise_times_several_methods_against_the_first_and_the_floor(t
         "deidvid blur (detect every frame)",
     ]
     assert rows[0][-2] == "1.00" and rows[1][-1] == "1.00"  # the floor; the baseline is the first method
+    assert table[0][:4] == ["run", "frames", "median s", "CPU s"]
     for row in rows:
-        assert int(row[1]) == 12 and float(row[3]) > 0 and float(row[4]) > 0  # frames, frames/s, peak MiB
+        assert int(row[1]) == 12 and float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0  # frames, CPU, fps, MiB
     assert all(float(r[-2]) > 1 for r in rows[1:])  # nothing beats decoding and encoding alone
     assert profile[0] == ["stage", "blur s", "blur share", "pixelate s", "pixelate share"]
     assert {"decode", "detect", "landmarks", "crop", "paste", "encode", "identity_check", UNSTAGED} <= {r[0] for r in profile}
@@ -89,6 +95,26 @@ def test_format_profile_adds_the_unstaged_rest_and_orders_by_the_first_run():
     assert [r[0] for r in profile[1:]] == ["detect", "decode", "model", UNSTAGED, "total", WHOLE]
     assert profile[4] == [UNSTAGED, "1.000", "20.0 %", "1.000", "14.3 %"]
     check_profile(profile, [1, 3])
+
+
+def test_measure_in_turn_runs_every_command_once_per_round(tmp_path):
+    log = tmp_path / "log"
+    commands = {name: [sys.executable, "-c", f"open({str(log)!r}, 'a').write({name!r})"] for name in "abc"}
+    rows = measure_in_turn(commands, frames=10, runs=2, warmup=1)
+    assert log.read_text() == "abc" * 3  # the warm-up round, then two timed rounds, each in order
+    assert [m.name for m in rows] == ["a", "b", "c"]
+    assert all(len(m.seconds) == len(m.peak_mib) == len(m.cpu_s) == 2 and min(m.seconds) > 0 for m in rows)
+    assert all(0 < c < 10 * s for m in rows for c, s in zip(m.cpu_s, m.seconds))  # a python start-up's CPU
+
+
+def test_paired_ratio_is_the_median_of_the_per_round_ratios():
+    # Round 2 was a slow minute for both: pairing cancels it, a ratio of medians would not.
+    base = Measurement("floor", 100, [1.0, 4.0, 1.1], [1.0] * 3)
+    run = Measurement("blur", 100, [2.0, 8.0, 2.2], [1.0] * 3)
+    assert paired_ratio(run, base) == pytest.approx(2.0)
+    half = Measurement("fewer frames", 50, [1.0, 4.0, 1.1], [1.0] * 3)
+    assert paired_ratio(half, base) == pytest.approx(2.0)  # per frame
+    assert paired_ratio(Measurement("x", 100, [1.0, 1.0, 3.0], [1.0] * 3), base) == pytest.approx(1.0)  # 1, 0.25, 2.7
 
 
 def test_parse_size():
