@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deidvid.faces.geometry import CropBox, crop_box, cut_crop
+from deidvid.faces.geometry import CropBox, cut_crop
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
 
@@ -111,7 +111,7 @@ class ClipAccumulator:
         self._times[index] = time_s
         for track in self.tracks:
             if track.covers(index):
-                box = crop_box(track.at(index))
+                box = track.box_at(index)
                 key = (track.track_id, index)
                 self._boxes[key] = box
                 self._crops[key] = cut_crop(rgb, box).astype(np.float32) / 255.0

@@ -26,7 +26,7 @@ from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
-from deidvid.faces.geometry import CropBox, crop_box, frame_window
+from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
 from deidvid.io.yuv import UNCHANGED, Window, grown
@@ -179,7 +179,7 @@ def faces_part(
     :func:`keep_faces_part` for the faces' crop boxes and the fallback covers there."""
 
     def part(index: int) -> Window:
-        boxes = [crop_box(t.at(index)) for t in tracks if t.covers(index)]
+        boxes = [t.box_at(index) for t in tracks if t.covers(index)]
         return faces_window(boxes + [cover_box(r) for r in lost.get(index, [])], height, width)
 
     return part

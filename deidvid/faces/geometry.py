@@ -55,6 +55,51 @@ def crop_box(landmarks: np.ndarray) -> CropBox:
     return CropBox(int(round(cx - side / 2)), int(round(cy - side / 2)), side)
 
 
+# A track's crop box is held while it still holds the frame's own box with at most this much
+# to spare on every side: a still face's box otherwise jumps by a pixel now and then (its
+# corner and side are rounded), and the edge of what a method changes jumps with it, which a
+# viewer sees as flicker along the forehead and chin (UBFC subject 17, --method surrogate).
+BOX_SLACK_PX = 2
+
+
+def _holds(outer: CropBox, inner: CropBox, slack: int) -> bool:
+    """Whether ``outer`` contains ``inner`` with at most ``slack`` pixels to spare on each side."""
+    margins = (
+        inner.x0 - outer.x0,
+        inner.y0 - outer.y0,
+        outer.x0 + outer.side - inner.x0 - inner.side,
+        outer.y0 + outer.side - inner.y0 - inner.side,
+    )
+    return all(0 <= m <= slack for m in margins)
+
+
+def _square_union(a: CropBox, b: CropBox) -> CropBox:
+    """The smallest square with ``a``'s and ``b``'s top-left corner that contains both."""
+    x0, y0 = min(a.x0, b.x0), min(a.y0, b.y0)
+    side = max(a.x0 + a.side, b.x0 + b.side) - x0, max(a.y0 + a.side, b.y0 + b.side) - y0
+    return CropBox(x0, y0, max(side))
+
+
+def steady_boxes(boxes: list[CropBox], slack: int = BOX_SLACK_PX) -> list[CropBox]:
+    """Consecutive frames' crop boxes without their rounding jitter.
+
+    Each frame keeps the previous frame's box (or that box grown to take in its own) as
+    long as the result contains the frame's own box with at most ``slack`` pixels to spare
+    on each side; otherwise it takes its own box. So a box never leaves any of its frame's
+    own box out (privacy: everything the tight box covers is still covered), is at most
+    ``slack`` pixels larger on a side, and a still face keeps one box.
+    """
+    steady: list[CropBox] = []
+    for box in boxes:
+        if steady:
+            for candidate in (steady[-1], _square_union(steady[-1], box)):
+                if _holds(candidate, box, slack):
+                    box = candidate
+                    break
+        steady.append(box)
+    return steady
+
+
 def frame_window(box: CropBox, height: int, width: int) -> tuple[slice, slice, slice, slice] | None:
     """Overlap of ``box`` with a ``height x width`` frame.
 

@@ -13,8 +13,11 @@ arrays, independent of detectors and video I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+
+from deidvid.faces.geometry import CropBox, crop_box, steady_boxes
 
 
 # Smoothing may move a landmark by at most this fraction of the face's size (``limit_lag``).
@@ -47,6 +50,15 @@ class FaceTrack:
 
     def at(self, frame_index: int) -> np.ndarray:
         return self.landmarks[frame_index - self.start]
+
+    @cached_property
+    def boxes(self) -> list[CropBox]:
+        """Per frame, the crop box the pipeline cuts and pastes: :func:`crop_box` of the
+        landmarks, held steady over their rounding jitter (:func:`steady_boxes`)."""
+        return steady_boxes([crop_box(lm) for lm in self.landmarks])
+
+    def box_at(self, frame_index: int) -> CropBox:
+        return self.boxes[frame_index - self.start]
 
 
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:
