@@ -78,23 +78,35 @@ def _counting_draws(method) -> list[int]:
 
 def test_frames_shared_by_overlapping_clips_are_drawn_once(source, tmp_path, monkeypatch):
     import deidvid.methods.surrogate as module
+    from deidvid.methods.base import CropClip
 
-    cached = build_method("surrogate")
-    drawn = _counting_draws(cached)
-    _run(source, tmp_path / "a.mp4", monkeypatch, method=cached, identity_check=False)
-    uncached = build_method("surrogate")
-    drawn_again = _counting_draws(uncached)
+    method = build_method("surrogate")
+    _run(source, tmp_path / "a.mp4", monkeypatch, method=method, identity_check=False)  # meshes and a choice
+    track_id = next(iter(method.tracks))
+    crops = np.random.default_rng(0).uniform(0, 1, (36, 128, 128, 3)).astype(np.float32)
+
+    def clips(frames: np.ndarray) -> list[CropClip]:
+        spans = [(0, 16), (12, 28), (20, 36)]  # overlaps of 4 and 8 frames
+        return [CropClip(frames[s:e], None, track_id, s, np.arange(s, e) / 25.0) for s, e in spans]
+
+    drawn = _counting_draws(method)
+    cached = method.run(clips(crops))
+    assert sorted(drawn) == list(range(36))  # every frame once
     tokens = iter(range(10**6))
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m:  # every digest differs: nothing is reused
         m.setattr(module, "blake2b", lambda *a, **k: type("D", (), {"digest": lambda self: next(tokens)})())
-        _run(source, tmp_path / "b.mp4", monkeypatch, method=uncached, identity_check=False)
-    # Choosing the surrogate draws a few sample frames per candidate; every frame once after that.
-    chosen_samples = {f for f, _, _ in uncached._mesh(0).samples}
-    outside = [f for f in drawn if f not in chosen_samples]
-    assert sorted(outside) == sorted(set(range(36)) - chosen_samples)
-    assert len([f for f in drawn_again if f not in chosen_samples]) > len(outside)  # the overlaps, twice
-    a, b = _frames(tmp_path / "a.mp4"), _frames(tmp_path / "b.mp4")
-    assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) == 0
+        uncached = method.run(clips(crops))
+    assert len(drawn) == 36 + 48
+    for a, b in zip(cached, uncached):
+        np.testing.assert_array_equal(a, b)
+    # A frame whose crop differs between two clips (here 24, in the last clip only) is drawn again.
+    last = clips(crops)
+    frames = last[2].frames.copy()
+    frames[24 - 20] = 1.0 - frames[24 - 20]
+    last[2] = CropClip(frames, None, track_id, 20, last[2].times_s)
+    del drawn[:]
+    method.run(last)
+    assert sorted(drawn) == sorted([*range(36), 24])
 
 
 def test_a_face_without_a_mesh_is_covered_and_reported(source, tmp_path, monkeypatch):
