@@ -16,7 +16,7 @@ class AnonymiseOptions:
         strength: residual AE only: perturbation RMS in [0, 1] units (None: as trained).
         seed: surrogate only: makes the choice of each track's surrogate reproducible.
         keep_pulse: transplant the original's pulse into the output (None: the method's
-            default, on for methods that replace the face's pixels).
+            default, ``Method.keeps_pulse_by_default``: on for every bundled method).
         face_qp_offset: code the faces this many QP finer than the rest (None: 15 when the
             pulse is transplanted, else 0). A smooth (blurred, replaced) face has no texture
             to dither the pulse's sub-grey-level changes, so x264 rounds them away at the

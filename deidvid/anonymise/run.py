@@ -273,7 +273,7 @@ def anonymise_video(
         method = models.method
     if opts.identity_check:
         models.prefetch_recognisers()
-    keep_pulse = method.replaces_pixels if opts.keep_pulse is None else opts.keep_pulse
+    keep_pulse = method.keeps_pulse_by_default if opts.keep_pulse is None else opts.keep_pulse
     check: IdentityCheck | None = None
     streams: list[StreamPass] = []
     total = sum(i.frame_count for i in infos) if len(infos) > 1 else 0

@@ -82,7 +82,7 @@ def anonymise(
     keep_pulse: Annotated[
         bool | None,
         typer.Option("--keep-pulse/--no-keep-pulse", help="Transplant the original's pulse into the output "
-                     "(default: on for methods that replace the face's pixels: blur, pixelate, surrogate).", show_default=False),
+                     "(default: on; it also codes the faces finer, see --face-qp-offset).", show_default=False),
     ] = None,
     fallback: Annotated[str, typer.Option(help="Cover faces that were seen but lost: blur | none.")] = "blur",
     fallback_seconds: Annotated[float, typer.Option(help="How long a lost face's last place stays covered (> 0).")] = 2.0,

@@ -38,8 +38,6 @@ class AutoencoderMethod(Method):
     name = "ae"
     paste_mode = PasteMode.RESIDUAL
     interpolation = cv2.INTER_LINEAR
-    # A residual that keeps the skin mean of every frame: the original's pulse is still there.
-    replaces_pixels = False
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ class Composed(Method):
         self.name = f"{first.name}+{then.name}"
         self.paste_mode = first.paste_mode
         self.interpolation = first.interpolation
-        self.replaces_pixels = first.replaces_pixels
+        self.keeps_pulse_by_default = first.keeps_pulse_by_default
 
     def start_video(self) -> None:
         self.first.start_video()

@@ -37,7 +37,6 @@ class SurrogateFace(Method):
     name = "surrogate"
     paste_mode = PasteMode.REPLACE
     interpolation = cv2.INTER_LINEAR
-    replaces_pixels = True
 
     def __init__(self, device: str = "cpu", seed: int = 0) -> None:
         self.device = device

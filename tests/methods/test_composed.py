@@ -21,7 +21,7 @@ class Recorder(Method):
 
     def __init__(self, name: str, offset: float, log: list[str], paste_mode: PasteMode = PasteMode.REPLACE) -> None:
         self.name, self.offset, self.log, self.paste_mode = name, offset, log, paste_mode
-        self.replaces_pixels = paste_mode is PasteMode.REPLACE
+        self.keeps_pulse_by_default = paste_mode is PasteMode.REPLACE
 
     def start_video(self) -> None:
         self.log.append(f"{self.name}.start_video")
@@ -46,7 +46,7 @@ def test_the_second_runs_on_the_firsts_output_and_both_see_every_hook():
     then = Recorder("perturb", 0.5, log, PasteMode.RESIDUAL)
     both = Composed(first, then)
     assert both.name == "draw+perturb"
-    assert (both.paste_mode, both.replaces_pixels) == (PasteMode.REPLACE, True)  # the first's
+    assert (both.paste_mode, both.keeps_pulse_by_default) == (PasteMode.REPLACE, True)  # the first's
     clip = CropClip(np.full((4, 8, 8, 3), 0.1, np.float32), None, 0, 0, np.arange(4.0))
     both.start_video()
     both.start_track(None)
@@ -89,7 +89,7 @@ def test_surrogate_ae_is_the_surrogate_then_the_residual_autoencoder():
     method = build_method("surrogate+ae", seed=2, strength=3 / 255)
     assert isinstance(method, Composed) and method.name == "surrogate+ae"
     assert (method.first.name, method.then.name) == ("surrogate", "ae")
-    assert method.paste_mode is PasteMode.REPLACE and method.replaces_pixels  # the pulse transplant runs
+    assert method.paste_mode is PasteMode.REPLACE and method.keeps_pulse_by_default  # the pulse transplant runs
     assert method.then.model.config.strength == pytest.approx(3 / 255)
     assert method.first.seed == 2
     with pytest.raises(ValueError, match="strength applies"):

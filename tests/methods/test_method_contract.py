@@ -31,7 +31,6 @@ class _GreyFace(Method):
 
     name = "grey"
     paste_mode = PasteMode.REPLACE
-    replaces_pixels = True
 
     def __init__(self) -> None:
         self.grey: dict[int, float] = {}
