@@ -54,12 +54,14 @@ def test_the_face_is_replaced_by_one_that_is_found_but_not_recognised(source, tm
 
 
 def test_the_seed_makes_the_choice_reproducible(source, tmp_path, monkeypatch):
+    # Lossless: x264 may code the same frames differently from run to run under load (seen in CI
+    # once, 4 levels apart); what must repeat is the choice and the frames drawn.
     first = build_method("surrogate", seed=3)
-    _run(source, tmp_path / "a.mp4", monkeypatch, method=first, identity_check=False)
+    _run(source, tmp_path / "a.mkv", monkeypatch, method=first, identity_check=False, lossless=True)
     again = build_method("surrogate", seed=3)
-    _run(source, tmp_path / "b.mp4", monkeypatch, method=again, identity_check=False)
+    _run(source, tmp_path / "b.mkv", monkeypatch, method=again, identity_check=False, lossless=True)
     assert first.chosen == again.chosen
-    a, b = _frames(tmp_path / "a.mp4"), _frames(tmp_path / "b.mp4")
+    a, b = _frames(tmp_path / "a.mkv"), _frames(tmp_path / "b.mkv")
     assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) == 0
 
 
