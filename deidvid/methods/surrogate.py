@@ -137,7 +137,7 @@ class SurrogateFace(Method):
             if f in previous and previous[f][0] == digest:
                 out[t] = previous[f][1]
             else:
-                out[t] = np.clip(self.draw(chosen, mesh, f, crop01 * 255.0, track.box_at(f)) / 255.0, 0.0, 1.0)
+                out[t] = self.draw(chosen, mesh, f, crop01 * 255.0, track.box_at(f)) / 255.0
             drawn[f] = (digest, out[t].copy())  # a copy: later stages may change the returned clip in place
         ends_track = track is None or clip.start + len(clip.frames) >= track.end
         if ends_track:

@@ -51,7 +51,7 @@ def relight(texture: np.ndarray, own: np.ndarray, target: np.ndarray, space: UVS
     texel column and one per texel row: ``2 T`` exponentials instead of ``T^2`` (a
     surrogate is relit every frame)."""
     delta = np.asarray(target, np.float64) - np.asarray(own, np.float64)  # rows (a, b, c) per channel
-    u, v = space.grid()
-    per_column = np.exp(delta[:, 0] + np.outer(u[0] - 0.5, delta[:, 1])).astype(np.float32)  # (T, 3)
-    per_row = np.exp(np.outer(v[:, 0] - 0.5, delta[:, 2])).astype(np.float32)  # (T, 3)
+    c = space.centres() - 0.5  # u along a row, v down a column
+    per_column = np.exp(delta[:, 0] + np.outer(c, delta[:, 1])).astype(np.float32)  # (T, 3)
+    per_row = np.exp(np.outer(c, delta[:, 2])).astype(np.float32)  # (T, 3)
     return texture * (per_row[:, None, :] * per_column[None, :, :])

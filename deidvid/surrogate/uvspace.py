@@ -55,9 +55,13 @@ class UVSpace:
     mouth: np.ndarray
     eyes: np.ndarray
 
+    def centres(self) -> np.ndarray:
+        """Texel centres along one axis, ``(size,)`` in [0, 1] (``u`` along rows, ``v`` along columns)."""
+        return (np.arange(self.size) + 0.5) / self.size
+
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
         """Texel centres ``(u, v)`` in [0, 1], each ``(size, size)``."""
-        c = (np.arange(self.size) + 0.5) / self.size
+        c = self.centres()
         return np.meshgrid(c, c)
 
 

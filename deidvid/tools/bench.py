@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +35,7 @@ class Measurement:
     frames: int
     seconds: list[float]
     peak_mib: list[float]
-    cpu_s: list[float] = field(default_factory=list)  # user + system CPU seconds of each run
+    cpu_s: list[float]  # user + system CPU seconds of each run
 
     @property
     def median_s(self) -> float:
@@ -51,7 +51,7 @@ class Measurement:
 
     @property
     def median_cpu_s(self) -> float:
-        return statistics.median(self.cpu_s) if self.cpu_s else float("nan")
+        return statistics.median(self.cpu_s)
 
 
 class RunUsage(NamedTuple):

@@ -109,12 +109,12 @@ def test_measure_in_turn_runs_every_command_once_per_round(tmp_path):
 
 def test_paired_ratio_is_the_median_of_the_per_round_ratios():
     # Round 2 was a slow minute for both: pairing cancels it, a ratio of medians would not.
-    base = Measurement("floor", 100, [1.0, 4.0, 1.1], [1.0] * 3)
-    run = Measurement("blur", 100, [2.0, 8.0, 2.2], [1.0] * 3)
+    base = Measurement("floor", 100, [1.0, 4.0, 1.1], [1.0] * 3, [1.0] * 3)
+    run = Measurement("blur", 100, [2.0, 8.0, 2.2], [1.0] * 3, [1.0] * 3)
     assert paired_ratio(run, base) == pytest.approx(2.0)
-    half = Measurement("fewer frames", 50, [1.0, 4.0, 1.1], [1.0] * 3)
+    half = Measurement("fewer frames", 50, [1.0, 4.0, 1.1], [1.0] * 3, [1.0] * 3)
     assert paired_ratio(half, base) == pytest.approx(2.0)  # per frame
-    assert paired_ratio(Measurement("x", 100, [1.0, 1.0, 3.0], [1.0] * 3), base) == pytest.approx(1.0)  # 1, 0.25, 2.7
+    assert paired_ratio(Measurement("x", 100, [1.0, 1.0, 3.0], [1.0] * 3, [1.0] * 3), base) == pytest.approx(1.0)  # 1, 0.25, 2.7
 
 
 def test_parse_size():
