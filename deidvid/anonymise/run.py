@@ -26,11 +26,13 @@ from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
-from deidvid.faces.geometry import CropBox, frame_window
+from deidvid.faces.geometry import CROP_SIZE, CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
+from deidvid.io.regions import Region
 from deidvid.io.yuv import UNCHANGED, Window, grown
 from deidvid.methods.base import Method, PasteMode
+from deidvid.pulse.regions import skin_box
 from deidvid.timing import StageTimer, timed_frames
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ def render(
                 results = clips.take(frame.index)
                 rgb, changed = composite(frame, results, method, lost.get(frame.index, []))
             with timer("encode"):
-                regions = [face_region(r.box) for r in results]
+                regions = [skin_region(r.track.at(frame.index), r.box) if pulse else face_region(r.box) for r in results]
                 writer.write(frame, rgb, regions, qp_offset, video=stream.video, changed=changed)
             written += 1
             if progress:
@@ -130,10 +132,25 @@ def face_qp_offset(opts: AnonymiseOptions, pulse_transplanted: bool) -> int:
     return PULSE_FACE_QP_OFFSET if pulse_transplanted else 0
 
 
-def face_region(box: CropBox) -> tuple[int, int, int, int]:
+def face_region(box: CropBox) -> Region:
     """The pasted face's region ``(x, y, w, h)``: the crop box grown by an eighth on each side (the mask's feather)."""
     grow = box.side // 8
     return box.x0 - grow, box.y0 - grow, box.side + 2 * grow, box.side + 2 * grow
+
+
+def skin_region(landmarks: np.ndarray, box: CropBox) -> Region:
+    """The region ``(x, y, w, h)`` that holds the pulse transplant's changes to a face: the box of
+    its skin (:func:`~deidvid.pulse.regions.skin_box` of ``landmarks (68, 2)``, frame pixels), grown
+    by two crop pixels (the crop's rasterisation and the paste's interpolation) and one frame pixel.
+
+    Coding only this part finer keeps the pulse at a smaller cost than the whole pasted face:
+    the 7 pulse videos, 30 s of blur: files 0.83x as large, POS r 10 s 0.943 against 0.944 (README).
+    """
+    margin = int(np.ceil(2 * box.side / CROP_SIZE)) + 1
+    x0, y0, x1, y1 = skin_box(landmarks)
+    left, top = int(np.floor(x0)) - margin, int(np.floor(y0)) - margin
+    right, bottom = int(np.ceil(x1)) + margin + 1, int(np.ceil(y1)) + margin + 1
+    return left, top, right - left, bottom - top
 
 
 def composite(

@@ -101,7 +101,7 @@ class _Face:
                 MOUTH_CHIN_POLYGON,
             )
         ]
-        outline = np.concatenate([points[list(JAW_POINTS)], forehead[len(forehead) // 2 :]])
+        outline = _face_outline(points, forehead)
         # Hull by index, so the vertices stay exact float64 landmarks (shift-exact).
         self.hull = outline[cv2.convexHull(outline.astype(np.float32), returnPoints=False)[:, 0]]
 
@@ -131,6 +131,19 @@ class _Face:
         _fill(mask, points[list(MOUTH_POINTS)], 0, MOUTH_MARGIN * iod)
         _fill(mask, _nostril_polygon(points), 0, NOSTRIL_MARGIN * iod)
         return mask
+
+
+def _face_outline(points: np.ndarray, forehead: np.ndarray) -> np.ndarray:
+    """The jaw (0-16) and the forehead band's top: the skin hull is their convex hull."""
+    return np.concatenate([points[list(JAW_POINTS)], forehead[len(forehead) // 2 :]])
+
+
+def skin_box(landmarks68: np.ndarray) -> np.ndarray:
+    """``(x0, y0, x1, y1)`` in the landmarks' pixels: the box of the face hull, which holds
+    every pixel of the skin (and so every pixel the transplant's field can change)."""
+    points = _points(landmarks68)
+    outline = _face_outline(points, forehead_polygon(points))
+    return np.concatenate([outline.min(axis=0), outline.max(axis=0)])
 
 
 def region_polygons(landmarks68: np.ndarray) -> list[np.ndarray]:
@@ -232,7 +245,7 @@ def face_layout(
 
 def _polygon_centroid(polygon: np.ndarray) -> np.ndarray:
     x, y = polygon[:, 0], polygon[:, 1]
-    x1, y1 = np.roll(x, -1), np.roll(y, -1)
+    x1, y1 = np.append(x[1:], x[:1]), np.append(y[1:], y[:1])  # the next vertex (np.roll, but cheaper)
     cross = x * y1 - x1 * y
     area = cross.sum() / 2.0
     if abs(area) < 1e-9:  # degenerate: vertex mean

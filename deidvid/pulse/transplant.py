@@ -17,6 +17,8 @@ For a clip of face crops (e.g. 64 frames of 128 x 128), in linear light:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from deidvid.pulse.regions import (
@@ -35,22 +37,31 @@ PINV_RCOND = 1e-3  # of the normalised system (rows in [0, 1]); well-posed faces
 MIN_LINEAR_MEAN = 1e-9  # a region darker than this cannot be modulated: dropped
 
 
+@dataclass(frozen=True)
+class Layout:
+    """One crop's skin geometry, on its skin-field pixels only (:func:`crop_geometry`).
+
+    Attributes:
+        support: ``(N,)`` flat indices of the pixels with skin weight > 0 (every region pixel is one).
+        averaging: ``(R, N)`` the region-mean operator: each region's pixels weighted 1 / their
+            count (a row of zeros for an empty region).
+        present: ``(R,)`` whether each region has pixels.
+        basis: ``(R, N)`` the field's basis ``phi_k``; it sums to the skin weight.
+    """
+
+    support: np.ndarray
+    averaging: np.ndarray
+    present: np.ndarray
+    basis: np.ndarray
+
+
 def crop_geometry(
     landmarks68: np.ndarray,
     size_hw: tuple[int, int],
     feather_px: float = DEFAULT_FEATHER_PX,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Region masks and field basis of one crop, on its skin-field pixels only.
-
-    Args:
-        landmarks68: ``(68, 2)`` ``(x, y)`` in crop pixels.
-        size_hw: ``(H, W)`` of the crop.
-
-    Returns:
-        ``(support (N,) int, masks (R, N) bool, basis (R, N) float64)``: ``support``
-        are the flat indices of the pixels with skin weight > 0 (every region pixel is
-        one), ``basis[k]`` is ``phi_k`` there; the basis sums to the skin weight.
-    """
+) -> Layout:
+    """Region means and field basis of one crop of ``size_hw`` ``(H, W)`` with ``landmarks68 (68, 2)``
+    ``(x, y)`` in crop pixels."""
     height, width = int(size_hw[0]), int(size_hw[1])
     masks, weight, centres = face_layout(landmarks68, (height, width), feather_px)
     support = np.flatnonzero(weight)
@@ -69,10 +80,15 @@ def crop_geometry(
         rbf[:, lost] = np.arange(NUM_REGIONS)[:, None] == d2.argmin(axis=0)[None]
         total[lost] = 1.0
     basis = rbf * (weight.reshape(-1)[support] / total)[None]
-    return support, masks.reshape(NUM_REGIONS, -1)[:, support], basis
+    averaging = masks.reshape(NUM_REGIONS, -1)[:, support].astype(np.float64)
+    counts = averaging.sum(axis=1)
+    averaging /= np.maximum(counts, 1.0)[:, None]
+    return Layout(support, averaging, counts > 0, basis)
 
 
-Layout = tuple[np.ndarray, np.ndarray, np.ndarray]  # (support, masks, basis) of :func:`crop_geometry`
+def region_means(layout: Layout, linear: np.ndarray) -> np.ndarray:
+    """``(R, 3)`` mean of ``linear (N, 3)`` (values on ``layout.support``) per region; NaN for an empty region."""
+    return np.where(layout.present[:, None], layout.averaging @ linear, np.nan)
 
 
 def clip_layouts(
@@ -98,11 +114,7 @@ def layout_region_means(frames: np.ndarray, layouts: list[Layout | None]) -> np.
     for t, layout in enumerate(layouts):
         if layout is None:
             continue
-        support, masks, _ = layout
-        linear = np.clip(flat[t, support], 0, 1).astype(np.float64) ** GAMMA
-        counts = masks.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[t] = (masks @ linear) / counts[:, None]
+        means[t] = region_means(layout, np.clip(flat[t, layout.support], 0, 1).astype(np.float64) ** GAMMA)
     return means
 
 
@@ -182,23 +194,19 @@ def transplant_clip(
     systems = np.zeros((count, 3, NUM_REGIONS, NUM_REGIONS))
     if layouts is None:
         layouts = clip_layouts(landmarks, (height, width), feather_px)
-    fields: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+    linear: list[np.ndarray | None] = []
     for t, layout in enumerate(layouts):
         if layout is None:
-            fields.append(None)
+            linear.append(None)
             continue
-        support, masks, basis = layout
         # Linear light, float64, on the support only. Clip first: a negative value
         # would give NaN under the power.
-        lin = np.clip(flat[t, support].astype(np.float64), 0.0, 1.0) ** GAMMA  # (N, 3)
-        counts = masks.sum(axis=1)
-        present = counts > 0
-        weights = masks[present] / counts[present, None]  # region-mean operator
-        means[t, present] = weights @ lin
-        # systems[t, c, k, j] = mean over region k of lin_c * phi_j
+        lin = np.clip(flat[t, layout.support].astype(np.float64), 0.0, 1.0) ** GAMMA  # (N, 3)
+        means[t] = region_means(layout, lin)
+        # systems[t, c, k, j] = mean over region k of lin_c * phi_j (0 for an empty region)
         for c in range(3):
-            systems[t, c][present] = (weights * lin[:, c]) @ basis.T
-        fields.append((support, basis, lin))
+            systems[t, c] = (layout.averaging * lin[:, c]) @ layout.basis.T
+        linear.append(lin)
     own = band_variation(means, times_s, band_hz)
     change = np.clip(target - own, -MAX_RELATIVE_CHANGE, MAX_RELATIVE_CHANGE)
     # mean_k(lin * (1 + f)) = m_k + sum_j M_kj a_j  ==  m_k (1 + change_k). Divided by
@@ -215,13 +223,12 @@ def transplant_clip(
     coeffs = np.einsum("tckj,tcj->tck", np.linalg.pinv(systems, rcond=PINV_RCOND), rhs)
     result = output.copy()
     flat_result = result.reshape(count, pixels, 3)
-    for t, field_layout in enumerate(fields):
-        if field_layout is None:
+    for t, (layout, lin) in enumerate(zip(layouts, linear)):
+        if layout is None:
             continue
-        support, basis, lin = field_layout
-        field = coeffs[t] @ basis  # (3, N)
-        new = lin * (1.0 + field.T)
-        flat_result[t, support] = (np.clip(new, 0.0, 1.0) ** (1.0 / GAMMA)).astype(np.float32)
+        field = coeffs[t] @ layout.basis  # (3, N)
+        new = (lin * (1.0 + field.T)).astype(np.float32)  # float32 from here: the output's precision
+        flat_result[t, layout.support] = np.clip(new, 0.0, 1.0) ** np.float32(1.0 / GAMMA)
     return result
 
 

@@ -88,3 +88,36 @@ def test_every_bundled_method_transplants_the_pulse_by_default(method, tmp_path)
     src = make_face_video(tmp_path / "in.mp4", n_frames=75, fps=FPS, size=(320, 240), audio=False)
     report = anonymise_video(src, tmp_path / "out.mp4", AnonymiseOptions(method=method, identity_check=False))
     assert report.keep_pulse and report.tracks[0].pulse["transplanted"], method
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.5])  # faces smaller and larger than the 128 px crop
+def test_the_transplant_changes_nothing_outside_the_region_coded_finer(scale):
+    import numpy as np
+
+    from deidvid.anonymise.run import face_region, skin_region
+    from deidvid.anonymise.paste import paste_face
+    from deidvid.faces.geometry import crop_box, cut_crop
+    from deidvid.methods import PasteMode
+    from deidvid.pulse.transplant import transplant_clip
+    from deidvid.testing.face_template import FRONTAL_68
+
+    rng = np.random.default_rng(int(scale * 10))
+    frames, height, width = 6, 480, 640
+    face = FRONTAL_68 * 120 * scale + [150, 120]
+    landmarks = face + rng.normal(0, 0.4, (frames, 68, 2))
+    box = crop_box(landmarks[0])
+    picture = rng.uniform(40, 220, (height, width, 3)).astype(np.float32)
+    crops = np.stack([cut_crop(picture.astype(np.uint8), box).astype(np.float32) / 255 for _ in range(frames)])
+    crop_points = np.stack([box.to_crop(lm) for lm in landmarks])
+    target = np.full((frames, 5, 3), 0.05)  # a large change, so every pixel it touches shows
+    moved = transplant_clip(crops, crop_points, target, np.arange(frames) / 30.0)
+    for t in range(frames):
+        plain, transplanted = picture.copy(), picture.copy()
+        paste_face(plain, landmarks[t], box, crops[t], PasteMode.REPLACE)
+        paste_face(transplanted, landmarks[t], box, moved[t], PasteMode.REPLACE)
+        rows, cols = np.nonzero(np.any(plain != transplanted, axis=2))
+        assert rows.size > 0
+        x, y, w, h = skin_region(landmarks[t], box)
+        assert x <= cols.min() and cols.max() < x + w and y <= rows.min() and rows.max() < y + h
+        fx, fy, fw, fh = face_region(box)
+        assert w * h < 0.75 * fw * fh  # the point: less than the whole pasted face
