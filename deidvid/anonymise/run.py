@@ -86,7 +86,7 @@ def render(
                 results = clips.take(frame.index)
                 rgb, changed = composite(frame, results, method, lost.get(frame.index, []))
             with timer("encode"):
-                regions = [skin_region(r.track.at(frame.index), r.box) if pulse else face_region(r.box) for r in results]
+                regions = [finer_region(r, frame.index, skin_only=pulse is not None) for r in results]
                 writer.write(frame, rgb, regions, qp_offset, video=stream.video, changed=changed)
             written += 1
             if progress:
@@ -130,6 +130,12 @@ def face_qp_offset(opts: AnonymiseOptions, pulse_transplanted: bool) -> int:
     if opts.face_qp_offset is not None:
         return opts.face_qp_offset
     return PULSE_FACE_QP_OFFSET if pulse_transplanted else 0
+
+
+def finer_region(result: FaceResult, index: int, skin_only: bool) -> Region:
+    """The part of frame ``index`` coded finer for one face: its skin while the pulse transplant
+    runs (the finer coding is there for the pulse, which lives on the skin), else the pasted face."""
+    return skin_region(result.track.at(index), result.box) if skin_only else face_region(result.box)
 
 
 def face_region(box: CropBox) -> Region:
