@@ -17,7 +17,7 @@ class AnonymiseOptions:
         seed: surrogate only: makes the choice of each track's surrogate reproducible.
         keep_pulse: transplant the original's pulse into the output (None: the method's
             default, ``Method.keeps_pulse_by_default``: on for every bundled method).
-        face_qp_offset: code the faces this many QP finer than the rest (None: 15 when the
+        face_qp_offset: code the faces this many QP finer than the rest (None: 20 when the
             pulse is transplanted, else 0). A smooth (blurred, replaced) face has no texture
             to dither the pulse's sub-grey-level changes, so x264 rounds them away at the
             frame's quantiser (see README, pulse transplant).
@@ -49,7 +49,9 @@ class AnonymiseOptions:
     threads: int | None = None
 
 
-#: The face's QP offset when the pulse is transplanted. Chosen on UBFC subject 14 (validation
-#: split), 30 s, blur: POS 10 s waveform r 0.80 / 0.90 / 0.954 / 0.964 / 0.971 at 0 / 5 / 12 /
-#: 15 / 20 QP finer, files 1.3 / 2.0 / 3.7 / 5.0 / 8.2 MB (a plain CRF 16 re-encode: r 0.941).
-PULSE_FACE_QP_OFFSET = 15
+#: The face's QP offset when the pulse is transplanted. Chosen on UBFC subjects 14 and 17 (the
+#: validation split), 30 s, blur: session 5 (whole face coded finer), s14 POS 10 s waveform r
+#: 0.80 / 0.90 / 0.954 / 0.964 / 0.971 at 0 / 5 / 12 / 15 / 20 QP finer; session 17 (only the
+#: skin's box coded finer), 15 -> 20: s14 r 0.961 -> 0.967, s17 0.971 -> 0.976, POS SNR drop
+#: -0.20 -> -0.29 / 0.38 -> 0.22 dB, files 1.43x / 1.38x (README, pulse transplant).
+PULSE_FACE_QP_OFFSET = 20

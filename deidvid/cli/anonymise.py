@@ -98,7 +98,7 @@ def anonymise(
     crf: Annotated[int, typer.Option(help="H.264 quality, 0-51 (lower is better).")] = 16,
     face_qp_offset: Annotated[
         int | None,
-        typer.Option(help="Code the faces this many QP finer than the rest, 0-51 (default: 15 when the pulse is "
+        typer.Option(help="Code the faces this many QP finer than the rest, 0-51 (default: 20 when the pulse is "
                      "transplanted, so the encoder keeps it; else 0).", show_default=False),
     ] = None,
     lossless: Annotated[bool, typer.Option(help="Lossless H.264.")] = False,

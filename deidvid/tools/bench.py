@@ -97,14 +97,14 @@ def paired_ratio(m: Measurement, baseline: Measurement) -> float:
 
 
 def deidvid_cmd(video: Path, out: Path, variant: str, extra: list[str] | None = None) -> list[str]:
-    """The CLI call for a method variant: ``blur``, ``blur:no-keep-pulse``, ``blur:keep-pulse``."""
+    """The CLI call for a method variant: ``blur``, ``blur:no-keep-pulse``, ``blur:qp20``
+    (:func:`deidvid.tools.evaluate.parse_variant`)."""
     from deidvid.tools.evaluate import parse_variant
 
-    method, keep = parse_variant(variant)
-    flags = [] if keep is None else ["--keep-pulse" if keep else "--no-keep-pulse"]
+    chosen = parse_variant(variant)
     return [
         sys.executable, "-m", "deidvid", "anonymise", str(video), "-o", str(out),
-        "--method", method, "--device", "cpu", "--quiet", "--overwrite", *flags, *(extra or []),
+        "--method", chosen.method, "--device", "cpu", "--quiet", "--overwrite", *chosen.cli_flags(), *(extra or []),
     ]
 
 

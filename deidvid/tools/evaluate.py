@@ -7,7 +7,7 @@
   ``pulse`` (every video with a pulse: the UBFC subjects and evm_face_pulse) or paths
   relative to the shared data folder.
 - ``--methods``: a method name (``blur``, ``ae``, ...), optionally with ``:keep-pulse`` or
-  ``:no-keep-pulse``; ``reencode`` is the floor every method pays: the video decoded and
+  ``:no-keep-pulse`` and ``:qpN`` (``--face-qp-offset N``); ``reencode`` is the floor every method pays: the video decoded and
   written by the product's encoder with nothing changed (CRF 16).
 - ``--seconds S``: use the first S seconds of each video (packets copied, no re-encode).
 
@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,33 @@ def video_name(relative: str) -> str:
     return path.parent.name if path.stem == "vid" else path.stem
 
 
-def parse_variant(variant: str) -> tuple[str, bool | None]:
-    """``blur:no-keep-pulse`` -> ``("blur", False)``; ``blur`` -> ``("blur", None)`` (the method's default)."""
-    method, _, flag = variant.partition(":")
-    keep = {"": None, "keep-pulse": True, "no-keep-pulse": False}.get(flag)
-    if flag and keep is None:
-        raise ValueError(f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse)")
-    return method, keep
+@dataclass(frozen=True)
+class Variant:
+    """A method and the anonymise options a variant sets (None: the product's default)."""
+
+    method: str
+    keep_pulse: bool | None = None
+    face_qp_offset: int | None = None
+
+    def cli_flags(self) -> list[str]:
+        """The ``deidvid anonymise`` flags that select this variant (besides ``--method``)."""
+        flags = [] if self.keep_pulse is None else ["--keep-pulse" if self.keep_pulse else "--no-keep-pulse"]
+        return flags + ([] if self.face_qp_offset is None else ["--face-qp-offset", str(self.face_qp_offset)])
+
+
+def parse_variant(variant: str) -> Variant:
+    """``METHOD[:keep-pulse|:no-keep-pulse][:qpN]``: ``blur:no-keep-pulse`` -> ``Variant("blur", False)``,
+    ``blur:qp20`` -> ``Variant("blur", face_qp_offset=20)``; ValueError on an unknown flag."""
+    method, *flags = variant.split(":")
+    keep, offset = None, None
+    for flag in flags:
+        if flag in ("keep-pulse", "no-keep-pulse") and keep is None:
+            keep = flag == "keep-pulse"
+        elif flag.startswith("qp") and flag[2:].isdigit() and offset is None:
+            offset = int(flag[2:])
+        else:
+            raise ValueError(f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse | qpN)")
+    return Variant(method, keep, offset)
 
 
 def _pulse_columns(row: dict[str, Any], face: dict[str, Any], method: str, prefix: str) -> None:
@@ -242,7 +263,8 @@ def evaluate(
             src = first_seconds(src, out / f"{name}.first{seconds:g}s.mp4", seconds)
         analysis = None  # the original's pass 1, shared by the variants' verify runs
         for variant in variants:
-            method, keep = parse_variant(variant)
+            chosen = parse_variant(variant)
+            method = chosen.method
             tag = variant if strength is None or method != "ae" else f"{variant}{strength:g}"
             deid, report_path = out / f"{name}.{tag}.mp4", out / f"{name}.{tag}.json"
             if not (reuse and report_path.exists()):
@@ -250,7 +272,8 @@ def evaluate(
                     reencode(src, deid)
                 else:
                     options = AnonymiseOptions(
-                        method=method, device=device, keep_pulse=keep, identity_check=False,
+                        method=method, device=device, keep_pulse=chosen.keep_pulse, identity_check=False,
+                        face_qp_offset=chosen.face_qp_offset,
                         strength=None if strength is None or method != "ae" else strength / 255,
                     )
                     anonymise_video(src, deid, options)
@@ -275,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m deidvid.tools.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["ae", "blur", "pixelate"],
-                        help="variants: METHOD[:keep-pulse|:no-keep-pulse] or reencode")
+                        help="variants: METHOD[:keep-pulse|:no-keep-pulse][:qpN] or reencode")
     parser.add_argument("--videos", nargs="+", default=["validation"], help="validation | pulse | relative paths")
     parser.add_argument("--seconds", type=float, default=None, help="use only the first S seconds of each video")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))

@@ -1,0 +1,35 @@
+"""Method variants of the evaluation and bench tools."""
+
+import pytest
+
+from deidvid.tools.bench import deidvid_cmd
+from deidvid.tools.evaluate import Variant, parse_variant
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("blur", Variant("blur")),
+        ("blur:no-keep-pulse", Variant("blur", keep_pulse=False)),
+        ("ae:keep-pulse", Variant("ae", keep_pulse=True)),
+        ("blur:qp20", Variant("blur", face_qp_offset=20)),
+        ("surrogate:no-keep-pulse:qp0", Variant("surrogate", keep_pulse=False, face_qp_offset=0)),
+        ("blur:qp25:keep-pulse", Variant("blur", keep_pulse=True, face_qp_offset=25)),
+    ],
+)
+def test_parse_variant(text, expected):
+    assert parse_variant(text) == expected
+
+
+@pytest.mark.parametrize("text", ["blur:", "blur:qp", "blur:qp-3", "blur:qpx", "blur:fast", "blur:qp1:qp2", "blur:keep-pulse:no-keep-pulse"])
+def test_parse_variant_rejects_unknown_or_repeated_flags(text):
+    with pytest.raises(ValueError, match="unknown variant flag"):
+        parse_variant(text)
+
+
+def test_bench_command_carries_the_variant_flags(tmp_path):
+    command = deidvid_cmd(tmp_path / "in.mp4", tmp_path / "out.mp4", "blur:no-keep-pulse:qp20")
+    assert command[command.index("--method") + 1] == "blur"
+    assert "--no-keep-pulse" in command
+    assert command[command.index("--face-qp-offset") + 1] == "20"
+    assert "--face-qp-offset" not in deidvid_cmd(tmp_path / "in.mp4", tmp_path / "out.mp4", "blur")
