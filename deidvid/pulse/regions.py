@@ -18,14 +18,10 @@ landmarks by whole pixels shifts every mask exactly (used to work inside a face 
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 
-try:  # the package is being reorganised: skin.py moved from rppg/ to faces/
-    from deidvid.faces import skin as _skin
-except ImportError:  # pragma: no cover - older layout
-    from deidvid.rppg import skin as _skin  # type: ignore[no-redef]
+from deidvid.faces import skin as _skin
 
 forehead_polygon, shrink_polygon = _skin.forehead_polygon, _skin.shrink_polygon
 RIGHT_EYE_POINTS, LEFT_EYE_POINTS = _skin.RIGHT_EYE_POINTS, _skin.LEFT_EYE_POINTS
