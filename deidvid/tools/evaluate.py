@@ -67,10 +67,10 @@ def parse_variant(variant: str) -> Variant:
     for flag in flags:
         if flag in ("keep-pulse", "no-keep-pulse") and keep is None:
             keep = flag == "keep-pulse"
-        elif flag.startswith("qp") and flag[2:].isdigit() and offset is None:
+        elif flag.startswith("qp") and flag[2:].isdigit() and int(flag[2:]) <= 51 and offset is None:
             offset = int(flag[2:])
         else:
-            raise ValueError(f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse | qpN)")
+            raise ValueError(f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse | qpN, N 0-51)")
     return Variant(method, keep, offset)
 
 

@@ -21,7 +21,7 @@ def test_parse_variant(text, expected):
     assert parse_variant(text) == expected
 
 
-@pytest.mark.parametrize("text", ["blur:", "blur:qp", "blur:qp-3", "blur:qpx", "blur:fast", "blur:qp1:qp2", "blur:keep-pulse:no-keep-pulse"])
+@pytest.mark.parametrize("text", ["blur:", "blur:qp", "blur:qp-3", "blur:qp52", "blur:qpx", "blur:fast", "blur:qp1:qp2", "blur:keep-pulse:no-keep-pulse"])
 def test_parse_variant_rejects_unknown_or_repeated_flags(text):
     with pytest.raises(ValueError, match="unknown variant flag"):
         parse_variant(text)
