@@ -21,11 +21,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deidvid.faces import skin as _skin
-
-forehead_polygon, shrink_polygon = _skin.forehead_polygon, _skin.shrink_polygon
-RIGHT_EYE_POINTS, LEFT_EYE_POINTS = _skin.RIGHT_EYE_POINTS, _skin.LEFT_EYE_POINTS
-MOUTH_CHIN_POLYGON, SHRINK_FACTOR = _skin.MOUTH_CHIN_POLYGON, _skin.SHRINK_FACTOR
+from deidvid.faces.skin import (
+    CHEEK_LEFT_POLYGONS,
+    CHEEK_RIGHT_POLYGONS,
+    LEFT_EYE_POINTS,
+    MOUTH_CHIN_POLYGON,
+    RIGHT_EYE_POINTS,
+    SHRINK_FACTOR,
+    forehead_polygon,
+    shrink_polygon,
+)
 
 REGION_NAMES: tuple[str, ...] = (
     "forehead",
@@ -49,8 +54,8 @@ def _merge_polygons(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[in
     return first[: i + 1] + path[1:-1] + first[i + 1 :]
 
 
-LEFT_CHEEK_POLYGON = _merge_polygons(*_skin.CHEEK_LEFT_POLYGONS)  # (0,1,2,3,4,5,48,31,41)
-RIGHT_CHEEK_POLYGON = _merge_polygons(*_skin.CHEEK_RIGHT_POLYGONS)  # (16,...,11,54,35,46)
+LEFT_CHEEK_POLYGON = _merge_polygons(*CHEEK_LEFT_POLYGONS)  # (0,1,2,3,4,5,48,31,41)
+RIGHT_CHEEK_POLYGON = _merge_polygons(*CHEEK_RIGHT_POLYGONS)  # (16,...,11,54,35,46)
 NOSE_POLYGON: tuple[int, ...] = (27, 42, 35, 34, 33, 32, 31, 39)
 JAW_POINTS = tuple(range(17))
 BROW_LINES: tuple[tuple[int, ...], ...] = (tuple(range(17, 22)), tuple(range(22, 27)))

@@ -21,6 +21,7 @@ import numpy as np
 
 from deidvid.faces.skin import skin_mask
 from deidvid.pulse.regions import skin_hard_mask
+from deidvid.rppg.signals import masked_mean_rgb
 
 PARTS: tuple[str, ...] = ("verify mask", "transplanted part", "margin")
 
@@ -35,10 +36,7 @@ def part_masks(landmarks68: np.ndarray, shape_hw: tuple[int, int]) -> dict[str, 
 
 def part_means(frame: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mean RGB ``(3,)`` of ``frame (H, W, 3)`` over each mask; NaN for an empty one."""
-    return {
-        name: frame[mask].mean(axis=0, dtype=np.float64) if mask.any() else np.full(3, np.nan)
-        for name, mask in masks.items()
-    }
+    return {name: masked_mean_rgb(frame, mask) for name, mask in masks.items()}
 
 
 def compare_parts(original: Path, deidentified: Path, window_s: float = 10.0) -> dict[str, dict[str, float | None]]:
