@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,9 +254,14 @@ def evaluate(
     root = data_root or shared_data_dir()
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    missing = [relative for relative in videos if not (root / relative).exists()]
+    if len(missing) == len(videos):
+        raise SystemExit(f"none of the videos is in {root} (set DEIDVID_SHARED_DATA?)")
+    for relative in missing:
+        print(f"evaluate: {root / relative} not found, skipped", file=sys.stderr)
     for relative in videos:
         src = root / relative
-        if not src.exists():
+        if relative in missing:
             continue
         name = video_name(relative)
         ppg = _contact_ppg(src)

@@ -33,3 +33,10 @@ def test_bench_command_carries_the_variant_flags(tmp_path):
     assert "--no-keep-pulse" in command
     assert command[command.index("--face-qp-offset") + 1] == "20"
     assert "--face-qp-offset" not in deidvid_cmd(tmp_path / "in.mp4", tmp_path / "out.mp4", "blur")
+
+
+def test_evaluate_fails_when_no_video_is_there(tmp_path):
+    from deidvid.tools.evaluate import evaluate
+
+    with pytest.raises(SystemExit, match="none of the videos"):
+        evaluate(["blur"], tmp_path / "out", ("ubfc/subject99/vid.mp4",), data_root=tmp_path)
