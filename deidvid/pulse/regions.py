@@ -214,40 +214,6 @@ def region_masks(landmarks68: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarr
     return _masks_in(face.polygons, face.skin(shape_hw))
 
 
-def _tiles(masks: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """The skin ``(H, W)`` split among the regions ``(R, H, W)``: each skin pixel joins the region
-    nearest to it (a region's own pixels stay in it), so the tiles cover all of the skin once."""
-    owner = np.full(skin.shape, -1, dtype=np.int64)  # region of each region pixel (the last on a shared edge)
-    for r in range(len(masks)):
-        owner[masks[r]] = r
-    tiles = np.zeros_like(masks)
-    if (owner < 0).all():
-        return tiles
-    # One distance transform for all regions: each pixel gets the label of its nearest region
-    # pixel; DIST_LABEL_PIXEL numbers those pixels 1, 2, ... in row-major order.
-    _, labels = cv2.distanceTransformWithLabels(
-        (owner < 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    nearest = np.concatenate([[-1], owner[owner >= 0]])[labels]
-    for r in range(len(masks)):
-        np.logical_and(nearest == r, skin, out=tiles[r])
-    return tiles
-
-
-def region_tiles(landmarks68: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
-    """Boolean tiles ``(R, H, W)`` of the skin (:func:`skin_hard_mask`), one per region.
-
-    The transplant sets each tile's mean, so the whole skin it changes is set, not only
-    the shrunk region polygons: measured on UBFC subject 4 (30 s, lossless blur), the
-    skin outside the polygons (a quarter of it) kept an in-band error of 0.37 of the
-    pulse's power with the polygons alone, and the skin's feathered interior went from
-    0.15 to 0.07 with tiles. Disjoint; a region empty in the image has an empty tile.
-    """
-    face = _Face(landmarks68)
-    hard = face.skin(shape_hw)
-    return _tiles(_masks_in(face.polygons, hard), hard)
-
-
 def skin_field_mask(
     landmarks68: np.ndarray,
     shape_hw: tuple[int, int],
@@ -270,13 +236,12 @@ def face_layout(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Everything pass 2 needs, sharing the work.
 
-    Returns ``(tiles (R, H, W) bool, weight (H, W) float32, centres (R, 2))``, the same values as
-    :func:`region_tiles`, :func:`skin_field_mask`, :func:`region_centres`.
+    Returns ``(masks (R, H, W) bool, weight (H, W) float32, centres (R, 2))``, the same values as :func:`region_masks`, :func:`skin_field_mask`, :func:`region_centres`.
     """
     face = _Face(landmarks68)
     hard = face.skin(shape_hw)
     centres = np.stack([_polygon_centroid(p) for p in face.polygons])
-    return _tiles(_masks_in(face.polygons, hard), hard), _feather(hard, feather_px), centres
+    return _masks_in(face.polygons, hard), _feather(hard, feather_px), centres
 
 
 def _polygon_centroid(polygon: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from deidvid.pulse.regions import (
     NUM_REGIONS,
     face_layout,
     interocular,
-    region_tiles,
+    region_masks,
 )
 from deidvid.pulse.variation import DEFAULT_BAND_HZ, GAMMA, relative_variation, rms_amplitude
 
@@ -127,7 +127,7 @@ def clip_region_means(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     means = np.full((frames.shape[0], NUM_REGIONS, 3), np.nan)
     for t in range(frames.shape[0]):
         if np.all(np.isfinite(landmarks[t])):
-            masks = region_tiles(landmarks[t], frames.shape[1:3]).reshape(NUM_REGIONS, -1)
+            masks = region_masks(landmarks[t], frames.shape[1:3]).reshape(NUM_REGIONS, -1)
             linear = np.clip(frames[t].reshape(-1, 3), 0, 1).astype(np.float64) ** GAMMA
             counts = masks.sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -14,9 +14,7 @@ from deidvid.pulse.regions import (
     region_centres,
     region_masks,
     region_polygons,
-    region_tiles,
     skin_field_mask,
-    skin_hard_mask,
 )
 
 S = 128
@@ -137,30 +135,8 @@ def test_skin_field_mask_is_feathered_skin(lm, syn):
     assert not (weight > 0)[face == 0].any()
 
 
-def test_tiles_split_the_whole_skin_among_the_regions(lm):
-    tiles, masks = region_tiles(lm, (S, S)), region_masks(lm, (S, S))
-    skin = skin_hard_mask(lm, (S, S)).astype(bool)
-    assert tiles.shape == masks.shape and tiles.dtype == bool
-    np.testing.assert_array_equal(tiles.sum(axis=0), skin)  # every skin pixel once, nothing else
-    # a region's own pixels stay in its tile (shared boundary pixels go to one of the two)
-    for r in range(len(masks)):
-        others = np.delete(masks, r, axis=0).any(axis=0)
-        assert np.all(tiles[r][masks[r] & ~others])
-    # a skin pixel joins the nearest region: the forehead's tile holds the skin above the brows
-    top = np.argwhere(skin)[:, 0].min()
-    assert tiles[REGION_NAMES.index("forehead"), top].any()
-
-
-def test_tiles_of_a_face_half_out_of_the_image(lm):
-    shifted = lm + np.array([-0.6 * S, 0.0])  # the left cheek leaves the image
-    tiles, skin = region_tiles(shifted, (S, S)), skin_hard_mask(shifted, (S, S)).astype(bool)
-    np.testing.assert_array_equal(tiles.sum(axis=0), skin)
-    masks = region_masks(shifted, (S, S))
-    assert np.all(tiles.any(axis=(1, 2)) == masks.any(axis=(1, 2)))  # no tile without its region
-
-
 def test_face_layout_matches_the_separate_functions(lm):
     masks, weight, centres = face_layout(lm, (S, S), 2.5)
-    np.testing.assert_array_equal(masks, region_tiles(lm, (S, S)))
+    np.testing.assert_array_equal(masks, region_masks(lm, (S, S)))
     np.testing.assert_array_equal(weight, skin_field_mask(lm, (S, S), 2.5))
     np.testing.assert_allclose(centres, region_centres(lm))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deidvid.pulse.variation import relative_variation
-from deidvid.pulse.regions import region_tiles, skin_field_mask
+from deidvid.pulse.regions import region_masks, skin_field_mask
 from deidvid.pulse.transplant import (
     carried_amplitude,
     clip_region_means,
@@ -58,14 +58,14 @@ def _test_skin(syn, lm) -> np.ndarray:
 
 
 @pytest.mark.parametrize("brightness", [1.0, 0.02])  # fair and very dark skin
-def test_tile_means_hit_their_targets_exactly(syn, lm, base, brightness):
+def test_region_means_hit_their_targets_exactly(syn, lm, base, brightness):
     # A static clip has no variation of its own, so the goal is m * (1 + target).
     clip = np.repeat(syn.to_display(brightness * base)[None], T, axis=0).astype(np.float32)
     rng = np.random.default_rng(0)
     target = _target() + rng.normal(0, 0.002, (T, 5, 3))  # regions and channels differ
     out = transplant_clip(clip, np.repeat(lm[None], T, 0), target, TIMES)
     assert out.shape == clip.shape and out.dtype == np.float32
-    masks = [region_tiles(lm, (S, S))] * T
+    masks = [region_masks(lm, (S, S))] * T
     before, after = _means(clip, masks), _means(out, masks)
     np.testing.assert_allclose(after, before * (1.0 + target), rtol=1e-6)
 
@@ -76,7 +76,7 @@ def test_exact_with_moving_landmarks_and_noise(syn, lm, base):
     clip = syn.to_display(base[None] * (1 + rng.normal(0, 0.01, (T, S, S, 3)))).astype(np.float32)
     target = _target()
     out = transplant_clip(clip, landmarks, target, TIMES)
-    masks = [region_tiles(landmarks[t], (S, S)) for t in range(T)]
+    masks = [region_masks(landmarks[t], (S, S)) for t in range(T)]
     before, after = _means(clip, masks), _means(out, masks)
     own = relative_variation(before, TIMES)
     np.testing.assert_allclose(after, before * (1.0 + target - own), rtol=1e-6)
