@@ -19,17 +19,17 @@ import numpy as np
 from deidvid.faces.track import FaceTrack
 from deidvid.methods.base import CropClip
 from deidvid.pulse.transplant import Layout, band_variation, clip_layouts, layout_region_means, transplant_clip
-from deidvid.pulse.variation import DEFAULT_BAND_HZ, band_problem, even_grid, start_loading_interpolation
+from deidvid.pulse.variation import TRANSPLANT_BAND_HZ, band_problem, even_grid, start_loading_interpolation
 
 
 class PulseTransplant:
     """Carries each track's original pulse into the method's output clips.
 
     Args:
-        band_hz: the pulse band (Hz) that is transplanted.
+        band_hz: the band (Hz) that is transplanted: the pulse and the octave below it.
     """
 
-    def __init__(self, band_hz: tuple[float, float] = DEFAULT_BAND_HZ) -> None:
+    def __init__(self, band_hz: tuple[float, float] = TRANSPLANT_BAND_HZ) -> None:
         self.band_hz = band_hz
         self._problems: dict[int, str | None] = {}  # track id -> why it cannot carry a pulse
         self._power: dict[int, np.ndarray] = {}  # track id -> sum over frames of target^2, (3,)
@@ -90,8 +90,9 @@ class PulseTransplant:
         return {
             "transplanted": problem is None,
             "reason": problem,
-            # RMS in-band relative variation per channel (R, G, B) of the original's skin regions.
+            # RMS relative variation in band_hz per channel (R, G, B) of the original's skin regions.
             "amplitude_rgb": None if amplitude is None else [round(float(a), 7) for a in amplitude],
+            "band_hz": [float(f) for f in self.band_hz],
         }
 
     def warnings(self) -> list[str]:

@@ -28,7 +28,7 @@ from deidvid.pulse.regions import (
     interocular,
     region_masks,
 )
-from deidvid.pulse.variation import DEFAULT_BAND_HZ, GAMMA, relative_variation, rms_amplitude
+from deidvid.pulse.variation import GAMMA, TRANSPLANT_BAND_HZ, relative_variation, rms_amplitude
 
 RBF_SIGMA_IOD = 0.5  # RBF width, x interocular distance (neighbour centres ~0.9 IOD apart)
 MAX_RELATIVE_CHANGE = 0.1  # cap on |target - own|: a real pulse is 0.1-2 %
@@ -135,17 +135,18 @@ def clip_region_means(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return means
 
 
-def band_variation(means: np.ndarray, times_s: np.ndarray, band_hz: tuple[float, float] = DEFAULT_BAND_HZ) -> np.ndarray:
+def band_variation(means: np.ndarray, times_s: np.ndarray, band_hz: tuple[float, float] = TRANSPLANT_BAND_HZ) -> np.ndarray:
     """Pulse-band relative variation ``(T, R, 3)`` of a clip's region means ``(T, R, 3)`` at ``times_s (T,)``.
 
     The original's (the target) and the output's own variation are both computed this
     way, on the same clip, regions and times: where the output is the original they
     cancel exactly, and the short filter's end effects act only on their difference.
-    A 64-frame clip is as short as the 0.7 Hz filter's impulse response, so its ends
-    depend on the padding: the AR prediction of ``variation.pad_ar`` keeps the beat
-    through them (RMS error in units of the pulse amplitude, clean 64-frame clips at
-    1-2.2 Hz: 0.07 over the 16 frames at either end, 0.03 in between; mirrored padding
-    0.21 and 0.05), and neighbouring clips cross-fade those frames anyway.
+    A 64-frame clip is shorter than the low edge's filter response (0.3 Hz: ~3 s), so
+    its ends depend on the padding: the AR prediction of ``variation.pad_ar`` keeps the
+    beat through them (RMS error in units of the pulse amplitude, clean 64-frame clips
+    at 1-2.2 Hz: 0.07 over the 16 frames at either end, 0.02 in between, with the low
+    edge at 0.3 Hz or 0.7 Hz alike; mirrored padding at 0.7 Hz 0.21 and 0.05), and
+    neighbouring clips cross-fade those frames anyway.
     """
     if means.shape[0] < MIN_CLIP_FRAMES:
         return np.zeros_like(means)
@@ -160,7 +161,7 @@ def transplant_clip(
     landmarks: np.ndarray,
     target: np.ndarray,
     times_s: np.ndarray,
-    band_hz: tuple[float, float] = DEFAULT_BAND_HZ,
+    band_hz: tuple[float, float] = TRANSPLANT_BAND_HZ,
     feather_px: float = DEFAULT_FEATHER_PX,
     layouts: list[Layout | None] | None = None,
 ) -> np.ndarray:
@@ -236,7 +237,7 @@ def carried_amplitude(
     frames: np.ndarray,
     landmarks: np.ndarray,
     times_s: np.ndarray,
-    band_hz: tuple[float, float] = DEFAULT_BAND_HZ,
+    band_hz: tuple[float, float] = TRANSPLANT_BAND_HZ,
 ) -> np.ndarray:
     """RMS ``(3,)`` in-band relative variation of a clip's region means, for reports.
 

@@ -45,7 +45,10 @@ def test_blur_with_the_transplant_keeps_the_known_pulse(weak_pulse_video, tmp_pa
     for method in ("pos", "green"):
         entry = kept["pulse"][method]
         assert abs(entry["hr_deidentified_bpm"] - PULSE_BPM) <= resolution, method
-        assert entry["hr_deidentified_bpm"] == entry["hr_original_bpm"], method
+        # 72 bpm falls between two bins of this 10 s spectrum (70.3 and 73.8 bpm): either is
+        # the known pulse. Measured: GREEN 70.3 in both; POS 70.3 in both with the band's low
+        # edge at 0.7 Hz, 73.8 for the output at 0.3 Hz (whole-clip r 0.918 -> 0.942).
+        assert abs(entry["hr_deidentified_bpm"] - entry["hr_original_bpm"]) <= resolution, method
     green_kept = kept["pulse"]["green"]["windows"]["whole"]["summary"]["pearson"]
     green_lost = lost["pulse"]["green"]["windows"]["whole"]["summary"]["pearson"]
     # Measured: 0.942 with the transplant, 0.907 without, on this (lossless, reproducible) fixture;
@@ -56,6 +59,7 @@ def test_blur_with_the_transplant_keeps_the_known_pulse(weak_pulse_video, tmp_pa
     assert track.pulse["transplanted"] and track.pulse["reason"] is None
     red, green, blue = track.pulse["amplitude_rgb"]
     assert green > 0 and kept["report"].keep_pulse
+    assert track.pulse["band_hz"] == [0.3, 4.0]
     assert lost["report"].tracks[0].pulse is None and not lost["report"].keep_pulse
 
 

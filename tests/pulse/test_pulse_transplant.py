@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deidvid.pulse.variation import relative_variation
+from deidvid.pulse.variation import TRANSPLANT_BAND_HZ, relative_variation
 from deidvid.pulse.regions import region_masks, skin_field_mask
 from deidvid.pulse.transplant import (
     carried_amplitude,
@@ -78,7 +78,7 @@ def test_exact_with_moving_landmarks_and_noise(syn, lm, base):
     out = transplant_clip(clip, landmarks, target, TIMES)
     masks = [region_masks(landmarks[t], (S, S)) for t in range(T)]
     before, after = _means(clip, masks), _means(out, masks)
-    own = relative_variation(before, TIMES)
+    own = relative_variation(before, TIMES, TRANSPLANT_BAND_HZ)
     np.testing.assert_allclose(after, before * (1.0 + target - own), rtol=1e-6)
 
 
@@ -133,7 +133,7 @@ def test_same_pulse_leaves_the_clip_alone(syn, lm, base):
     clip = syn.to_display(base[None] * (1 + face * pulse[:, None, None, :])).astype(np.float32)
     landmarks = np.repeat(lm[None], T, 0)
     # target measured from the clip itself: nothing to change at all
-    own = relative_variation(clip_region_means(clip, landmarks), TIMES)
+    own = relative_variation(clip_region_means(clip, landmarks), TIMES, TRANSPLANT_BAND_HZ)
     same = transplant_clip(clip, landmarks, own, TIMES)
     np.testing.assert_allclose(same, clip, atol=2e-6)
     # target = the injected pulse (not measured): changes stay far below the pulse
