@@ -51,8 +51,8 @@ def test_blur_with_the_transplant_keeps_the_known_pulse(weak_pulse_video, tmp_pa
         assert abs(entry["hr_deidentified_bpm"] - entry["hr_original_bpm"]) <= resolution, method
     green_kept = kept["pulse"]["green"]["windows"]["whole"]["summary"]["pearson"]
     green_lost = lost["pulse"]["green"]["windows"]["whole"]["summary"]["pearson"]
-    # Measured: 0.942 with the transplant, 0.907 without, on this (lossless, reproducible) fixture;
-    # 0.947-0.972 on four lossy codings of the same frames.
+    # Measured (session 18): 0.957 with the transplant, 0.887 without, on this (lossless,
+    # reproducible) fixture; POS 0.942 and 0.773.
     assert green_kept >= 0.93
     assert green_kept - green_lost > 0.02  # without the transplant the flicker leaks into the face
     track = kept["report"].tracks[0]
