@@ -136,7 +136,7 @@ def clip_region_means(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 def band_variation(means: np.ndarray, times_s: np.ndarray, band_hz: tuple[float, float] = TRANSPLANT_BAND_HZ) -> np.ndarray:
-    """Pulse-band relative variation ``(T, R, 3)`` of a clip's region means ``(T, R, 3)`` at ``times_s (T,)``.
+    """Relative variation in ``band_hz`` ``(T, R, 3)`` of a clip's region means ``(T, R, 3)`` at ``times_s (T,)``.
 
     The original's (the target) and the output's own variation are both computed this
     way, on the same clip, regions and times: where the output is the original they

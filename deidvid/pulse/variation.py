@@ -20,7 +20,7 @@ DEFAULT_BAND_HZ: tuple[float, float] = (0.7, 4.0)  # the pulse
 # The band the transplant carries: the pulse and the octave below it. Pulse estimators band-pass
 # gently (rPPG-Toolbox: first-order Butterworth, 0.75-2.5 Hz), so the output's own variation just
 # below the pulse still reaches them unless it too is the original's. Measured on the 7 pulse videos
-# (blur, 30 s; session 18): POS SNR drop 0.78 -> 0.55 dB, CHROM 0.63 -> 0.53 dB, POS r 10 s 0.954 both.
+# (blur, 30 s; session 18): POS SNR drop 0.77 -> 0.55 dB, CHROM 0.62 -> 0.53 dB, POS r 10 s 0.954 both.
 TRANSPLANT_BAND_HZ: tuple[float, float] = (0.3, 4.0)
 GAMMA = 2.2  # display value v -> linear light (v / 255) ** GAMMA: the pulse is a change of light
 MIN_TRACK_SECONDS = 2.0  # below: too few pulse periods to estimate the band

@@ -252,13 +252,13 @@ def evaluate(
     from deidvid.verify.run import verify_videos
 
     root = data_root or shared_data_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
     missing = [relative for relative in videos if not (root / relative).exists()]
     if len(missing) == len(videos):
         raise SystemExit(f"none of the videos is in {root} (set DEIDVID_SHARED_DATA?)")
     for relative in missing:
         print(f"evaluate: {root / relative} not found, skipped", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
     for relative in videos:
         src = root / relative
         if relative in missing:

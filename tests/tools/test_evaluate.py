@@ -40,3 +40,4 @@ def test_evaluate_fails_when_no_video_is_there(tmp_path):
 
     with pytest.raises(SystemExit, match="none of the videos"):
         evaluate(["blur"], tmp_path / "out", ("ubfc/subject99/vid.mp4",), data_root=tmp_path)
+    assert not (tmp_path / "out").exists()  # nothing written
