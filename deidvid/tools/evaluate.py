@@ -252,17 +252,16 @@ def evaluate(
     from deidvid.verify.run import verify_videos
 
     root = data_root or shared_data_dir()
-    missing = [relative for relative in videos if not (root / relative).exists()]
-    if len(missing) == len(videos):
+    present = [relative for relative in videos if (root / relative).exists()]
+    if not present:
         raise SystemExit(f"none of the videos is in {root} (set DEIDVID_SHARED_DATA?)")
-    for relative in missing:
-        print(f"evaluate: {root / relative} not found, skipped", file=sys.stderr)
+    for relative in videos:
+        if relative not in present:
+            print(f"evaluate: {root / relative} not found, skipped", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for relative in videos:
+    for relative in present:
         src = root / relative
-        if relative in missing:
-            continue
         name = video_name(relative)
         ppg = _contact_ppg(src)
         if seconds is not None:
