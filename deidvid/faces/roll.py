@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from deidvid.faces.types import Detection
+from deidvid.io.turn import turned
 
 QUARTER_TURNS = (1, 2, 3)  # np.rot90's k: counter-clockwise quarter turns
 ROLL_LIMIT_DEG = 35.0  # beyond this roll, landmarks are fitted in an upright view
@@ -65,7 +66,8 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 def detect_any_roll(detector, frame_rgb: np.ndarray) -> list[Detection]:
     """Faces at any roll in one ``(H, W, 3)`` frame, by decreasing score.
 
-    The frame and its three quarter turns go through the detector in one batch. A face
+    The frame and its three quarter turns go through the detector in two network passes
+    (the frame with its half turn, the two quarter turns together). A face
     is often found in more than one of them (RetinaFace also boxes a face lying on its
     side or upside down, with misplaced eye and mouth points, but with a lower score than
     in the view where it is upright), so of overlapping detections the highest-scoring is
@@ -73,20 +75,22 @@ def detect_any_roll(detector, frame_rgb: np.ndarray) -> list[Detection]:
 
     The turned views are made from the frame already shrunk to the network's size (the
     detector would shrink each turned frame to the same picture: turning and INTER_AREA
-    averaging commute): a quarter of the pixels to turn and no further resizing.
+    averaging commute): a quarter of the pixels to turn and no further resizing. Its
+    detections are scaled back to the frame like theirs: exactly those of the frame itself
+    when the shrink factor is a power of two (720p), within float32 rounding otherwise.
 
     ``detector``: a :class:`deidvid.faces.detect.FaceDetector` (``detect_batch``, ``shrink``).
     """
     height, width = frame_rgb.shape[:2]
     small = detector.shrink(frame_rgb)
-    frames = [frame_rgb] + [np.ascontiguousarray(np.rot90(small, k)) for k in QUARTER_TURNS]
+    # The frame goes in shrunk too, so it shares a network pass with its half turn.
+    frames = [small] + [turned(small, k) for k in QUARTER_TURNS]
     # Shrunk view pixels -> turned full-size frame pixels, per axis of the view.
     scale_x, scale_y = width / small.shape[1], height / small.shape[0]
     candidates = []
     for k, detections in zip((0,) + QUARTER_TURNS, detector.detect_batch(frames)):
-        if k:
-            sx, sy = (scale_y, scale_x) if k % 2 else (scale_x, scale_y)
-            detections = [_scaled(det, sx, sy) for det in detections]
+        sx, sy = (scale_y, scale_x) if k % 2 else (scale_x, scale_y)
+        detections = [_scaled(det, sx, sy) for det in detections]
         for det in detections:
             tilt = abs(eye_roll(det.points[0], det.points[1]))
             # Scores saturate near 1: equal ones (to 2 decimals) prefer the frame as it is.

@@ -28,6 +28,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.errors import BadInputError
+from deidvid.io.turn import turned
 from deidvid.io.yuv import Window, converts_windows, rgb_window
 
 # Accurate rounding + full chroma interpolation: exact on flat colours (see module doc).
@@ -378,9 +379,8 @@ def to_rgb(
     """
     reformatter = reformatter or VideoReformatter()
     rgb = reformatter.reformat(frame, format=rgb_format, interpolation=RGB_INTERPOLATION).to_ndarray()
-    if rotation:
-        rgb = np.rot90(rgb, k=rotation // 90)  # rotation is counter-clockwise, as np.rot90
-    return np.ascontiguousarray(rgb)  # PyAV may return row-padded views (dlib needs contiguous)
+    # Counter-clockwise, as np.rot90; contiguous: PyAV may return row-padded views (dlib needs contiguous).
+    return turned(rgb, rotation // 90)
 
 
 def iter_frames(

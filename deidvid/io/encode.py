@@ -48,6 +48,7 @@ from deidvid.io.atomic import TempFile, remove_stale
 from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
 from deidvid.io.regions import Region, rotate_region, with_regions_of_interest
+from deidvid.io.turn import turned
 from deidvid.io.yuv import Window, grown, put_rgb_window
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -457,7 +458,7 @@ class _VideoOut:
         """``rgb`` converted to the stream's stored orientation and pixel format, with ``frame``'s timestamp."""
         info = self.info
         if info.rotation and not self._rotate_pixels:
-            rgb = np.rot90(rgb, k=-(info.rotation // 90))  # back to the stored orientation
+            rgb = turned(rgb, -(info.rotation // 90))  # back to the stored orientation
         source_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=source_format)
         if self._pix_fmt != source_format:
