@@ -268,29 +268,26 @@ class VideoWriter:
         """
         out = self._videos[video]
         out.check_picture(rgb)
-        self._behind.submit(lambda: self._encode(out, frame, rgb, regions, qp_offset, video == 0, changed))
+        # The picture is made here and only the codec's call runs behind: the writer's thread
+        # is what pass 2 waits for, and the caller's has time to spare while x264 codes.
+        try:
+            picture = out.picture(frame, rgb, regions, qp_offset, changed)
+        except av.error.FFmpegError as err:
+            raise DeidvidError(f"{self.out_path}: encoding failed at frame {frame.index} ({err})") from None
+        self._behind.submit(lambda: self._encode(out, frame.index, picture, video == 0))
 
     def reads_window_only(self, video: int = 0) -> bool:
         """Whether :meth:`write` of a frame that holds its source YUV (``Frame.yuv``) reads ``rgb``
         only inside ``grown(changed)`` (:func:`deidvid.io.yuv.grown`): the rest comes from the YUV."""
         return self._videos[video].passes_yuv
 
-    def _encode(
-        self,
-        out: _VideoOut,
-        frame: Frame,
-        rgb: np.ndarray,
-        regions: Sequence[Region],
-        qp_offset: int,
-        with_audio: bool,
-        changed: Window | None,
-    ) -> None:
+    def _encode(self, out: _VideoOut, index: int, picture: av.VideoFrame, with_audio: bool) -> None:
         try:
-            self._container.mux(out.encode(frame, rgb, regions, qp_offset, changed))
+            self._container.mux(out.encode(picture))
         except av.error.FFmpegError as err:
-            raise DeidvidError(f"{self.out_path}: encoding failed at frame {frame.index} ({err})") from None
+            raise DeidvidError(f"{self.out_path}: encoding failed at frame {index} ({err})") from None
         if with_audio:
-            self._copy_audio_until(out.last_time_s)
+            self._copy_audio_until(float(picture.pts * picture.time_base))  # this frame's time
 
     def _copy_audio_until(self, time_s: float | None) -> None:
         """Mux source audio packets up to ``time_s`` (all remaining ones when None)."""
@@ -426,21 +423,22 @@ class _VideoOut:
         self.passes_yuv = pix_fmt == "yuv420p" and not lossless and info.passes_yuv
         self.stream = stream
 
-    @property
-    def last_time_s(self) -> float:
-        return float(self.last_pts * self.info.time_base)
-
-    def encode(
+    def picture(
         self, frame: Frame, rgb: np.ndarray, regions: Sequence[Region], qp_offset: int, changed: Window | None = None
-    ) -> list[av.Packet]:
-        """The packets that encoding ``rgb`` at ``frame``'s time gives (see :meth:`VideoWriter.write`)."""
+    ) -> av.VideoFrame:
+        """``rgb`` as the encoder takes it, at ``frame``'s time (see :meth:`VideoWriter.write`).
+        Pictures must be made in the order they are encoded (their timestamps are made increasing)."""
         if self.passes_yuv and frame.yuv is not None and changed is not None and rgb.dtype == np.uint8:
             video_frame = self._source_with_window(frame, rgb, changed)
         else:
             video_frame = self._video_frame(frame, rgb)
         if regions and qp_offset and not self._lossless:
             video_frame = with_regions_of_interest(video_frame, self._stored_regions(regions), qp_offset)
-        packets = self.stream.encode(video_frame)
+        return video_frame
+
+    def encode(self, picture: av.VideoFrame) -> list[av.Packet]:
+        """The packets that encoding one :meth:`picture` gives."""
+        packets = self.stream.encode(picture)
         self.frames_written += 1
         return packets
 
