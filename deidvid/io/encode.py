@@ -49,7 +49,7 @@ from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
 from deidvid.io.regions import Region, rotate_region, with_regions_of_interest
 from deidvid.io.turn import turned
-from deidvid.io.yuv import Window, grown, put_rgb_window
+from deidvid.io.yuv import Window, grown, put_rgb_window, steady
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -478,6 +478,7 @@ class _VideoOut:
         if inner is not None:  # the grown window is empty exactly when this is
             outer = grown(changed, info.height, info.width)
             assert outer is not None
+            outer = steady(outer, info.height, info.width)
             put_rgb_window(
                 packed, rgb, outer, inner, self._dst_colorspace, self._dst_color_range, _YUV_INTERPOLATION,
                 self._window_reformatter,

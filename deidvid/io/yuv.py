@@ -68,6 +68,24 @@ def grown(window: Window, height: int, width: int, margin: int = MARGIN) -> Wind
     return slice(top, bottom), slice(left, right)
 
 
+def steady(window: Window, height: int, width: int, multiple: int = 32) -> Window:
+    """An even-aligned ``window`` grown to sides that are multiples of ``multiple`` (even) where
+    the ``height x width`` frame allows (down and right, else up and left).
+
+    swscale rebuilds its context whenever the picture's size changes (~1 ms for a face
+    window), and a face's window changes size from frame to frame: rounded up, it keeps one
+    size for many frames. Converting more around a window changes nothing inside it
+    (:data:`MARGIN`), so any window that holds the grown one will do.
+    """
+
+    def axis(part: slice, size: int) -> slice:
+        side = min(-(-(part.stop - part.start) // multiple) * multiple, size)
+        start = min(part.start, size - side)
+        return slice(start, start + side)
+
+    return axis(window[0], height), axis(window[1], width)
+
+
 def planes(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Views of the Y ``(H, W)``, U and V ``(H/2, W/2)`` planes of a packed ``(3H/2, W)`` picture."""
     width = packed.shape[1]
@@ -128,6 +146,7 @@ def rgb_window(frame: av.VideoFrame, window: Window, interpolation: int) -> np.n
     cut = grown(window, height, width)
     if cut is None:
         return canvas
+    cut = steady(cut, height, width)
     (top, bottom), (left, right) = (cut[0].start, cut[0].stop), (cut[1].start, cut[1].stop)
     graph = Graph()
     source = graph.add_buffer(

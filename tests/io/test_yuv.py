@@ -9,7 +9,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from deidvid.io.decode import NO_PICTURE, RGB_INTERPOLATION, iter_frames, probe
 from deidvid.io.encode import VideoWriter
-from deidvid.io.yuv import MARGIN, converts_windows, grown, halved, planes, put_rgb_window, rgb_window
+from deidvid.io.yuv import MARGIN, converts_windows, grown, halved, planes, put_rgb_window, rgb_window, steady
 from deidvid.testing.synthetic_video import make_face_video
 
 # The encoder's flags (deidvid.io.encode): bicubic chroma, accurate rounding.
@@ -31,10 +31,27 @@ def test_grown_windows_are_even_and_clipped():
     assert grown((slice(5, 95), slice(3, 7)), 100, 101, margin=MARGIN) == (slice(0, 100), slice(0, 24))
 
 
+def test_steady_windows_hold_the_window_in_sides_of_the_multiple():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        height, width = 2 * int(rng.integers(1, 80)), 2 * int(rng.integers(1, 80))
+        top, left = 2 * int(rng.integers(0, height // 2)), 2 * int(rng.integers(0, width // 2))
+        window = (slice(top, 2 * int(rng.integers(top // 2 + 1, height // 2 + 1))),
+                  slice(left, 2 * int(rng.integers(left // 2 + 1, width // 2 + 1))))
+        rows, cols = steady(window, height, width, multiple=16)
+        for got, want, size in ((rows, window[0], height), (cols, window[1], width)):
+            assert 0 <= got.start <= want.start and want.stop <= got.stop <= size
+            assert got.start % 2 == 0 and got.stop % 2 == 0
+            assert (got.stop - got.start) % 16 == 0 or got.stop - got.start == size
+    assert steady((slice(0, 100), slice(60, 70)), 100, 80, multiple=32) == (slice(0, 100), slice(48, 80))
+
+
 @pytest.mark.parametrize("colorspace", [None, "itu709"])
-def test_a_window_converts_as_in_the_whole_frame(colorspace):
+@pytest.mark.parametrize("steady_size", [False, True])
+def test_a_window_converts_as_in_the_whole_frame(colorspace, steady_size):
     """Inside the (even-aligned) window, the samples are the whole frame's conversion, bit for
-    bit, wherever it lies (edges and corners included); outside, the picture is untouched."""
+    bit, wherever it lies (edges and corners included), also when more is converted around it
+    (``steady``); outside, the picture is untouched."""
     rng = np.random.default_rng(0)
     height, width = 120, 200
     # Smooth content plus sharp colour edges: chroma filters must see the same neighbours.
@@ -48,6 +65,8 @@ def test_a_window_converts_as_in_the_whole_frame(colorspace):
         top, left = int(rng.integers(0, height - 2)), int(rng.integers(0, width - 2))
         area = (slice(top, int(rng.integers(top + 1, height + 1))), slice(left, int(rng.integers(left + 1, width + 1))))
         inner, outer = grown(area, height, width, margin=0), grown(area, height, width)
+        if steady_size:
+            outer = steady(outer, height, width)
         packed = source.copy()
         put_rgb_window(packed, rgb, outer, inner, colorspace, 1, FLAGS, reformatter)
         for plane, (got, want, was) in enumerate(zip(planes(packed), planes(reference), planes(source))):
