@@ -47,7 +47,7 @@ from deidvid.io.ahead import Behind
 from deidvid.io.atomic import TempFile, remove_stale
 from deidvid.io.decode import Frame, VideoInfo, bit_depth, open_input, os_reason
 from deidvid.io.output_checks import audio_misfit, check_output_path
-from deidvid.io.regions import Region, rotate_region, with_regions_of_interest
+from deidvid.io.regions import Region, RegionMarker, rotate_region
 from deidvid.io.turn import turned
 from deidvid.io.yuv import Window, grown, put_rgb_window, steady
 
@@ -255,7 +255,7 @@ class VideoWriter:
         video stream ``video`` (0: ``info``'s, k: ``more_videos[k - 1]``'s).
 
         ``regions`` (display pixels) are coded ``qp_offset`` QP finer (< 0) than the rest
-        (:func:`with_regions_of_interest`). Audio is interleaved with the first video stream;
+        (:class:`~deidvid.io.regions.RegionMarker`). Audio is interleaved with the first video stream;
         the others may be written after it, one at a time (the muxer keeps each stream's order).
 
         ``changed``: the only part of ``rgb`` that differs from ``frame.rgb`` (None: unknown).
@@ -395,6 +395,7 @@ class _VideoOut:
         self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
         self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
         self._window_reformatter = VideoReformatter()  # the faces' windows (sizes vary)
+        self._regions = RegionMarker()
         width, height = (info.width, info.height) if self._rotate_pixels else info.stored_size
         if lossless:
             codec, pix_fmt, options = "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
@@ -433,7 +434,7 @@ class _VideoOut:
         else:
             video_frame = self._video_frame(frame, rgb)
         if regions and qp_offset and not self._lossless:
-            video_frame = with_regions_of_interest(video_frame, self._stored_regions(regions), qp_offset)
+            video_frame = self._regions.mark(video_frame, self._stored_regions(regions), qp_offset)
         return video_frame
 
     def encode(self, picture: av.VideoFrame) -> list[av.Packet]:

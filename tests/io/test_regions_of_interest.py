@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -9,7 +11,7 @@ import numpy as np
 
 from deidvid.io.decode import iter_frames, probe
 from deidvid.io.encode import VideoWriter
-from deidvid.io.regions import rotate_region, with_regions_of_interest
+from deidvid.io.regions import RegionMarker, _roi_graph, macroblock_regions, rotate_region
 from deidvid.testing.synthetic_video import make_pattern_video
 
 
@@ -31,11 +33,49 @@ def test_rotate_region_follows_numpy_rot90():
 
 def test_the_frame_carries_region_of_interest_side_data():
     frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
-    marked = with_regions_of_interest(frame, [(8, 8, 16, 16), (-5, -5, 10, 10)], qp_offset=-15)
+    marker = RegionMarker()
+    marked = marker.mark(frame, [(8, 8, 16, 16), (-5, -5, 10, 10)], qp_offset=-15)
     kinds = [str(k) for k in marked.side_data.keys()]
     assert len(kinds) == 1 and "REGIONS_OF_INTEREST" in kinds[0]
-    untouched = with_regions_of_interest(frame, [(100, 100, 10, 10)], qp_offset=-15)  # outside the frame
+    untouched = marker.mark(frame, [(100, 100, 10, 10)], qp_offset=-15)  # outside the frame
     assert not list(untouched.side_data.keys())
+
+
+def test_regions_snap_to_macroblocks_inside_the_frame():
+    assert macroblock_regions([(5, 17, 20, 3), (-5, -5, 10, 10), (70, 40, 30, 30), (90, 0, 4, 4)], 72, 50) == (
+        (0, 16, 32, 16), (0, 0, 16, 16), (64, 32, 8, 18),
+    )
+
+
+def _encode(frames, marks) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": "20", "threads": "1"}
+        for i, (rgb, mark) in enumerate(zip(frames, marks)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            container.mux(stream.encode(mark(frame)))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def test_snapped_and_reused_regions_code_as_the_given_ones():
+    """x264 codes whole macroblocks at a region's offset: regions snapped to them, with the
+    filter graph kept from frame to frame, give the same bitstream as each frame's own regions."""
+    rng = np.random.default_rng(0)
+    height, width = 96, 120  # 7.5 macroblocks wide: the frame's edge cuts one
+    frames = [np.clip(rng.normal(128, 40, (height, width, 3)), 0, 255).astype(np.uint8) for _ in range(8)]
+    regions = [[(9 + i, 5 + i // 3, 50 + 2 * i, 41), (width - 20, height - 30, 40, 40)] for i in range(len(frames))]
+
+    def given(i):
+        clipped = [(x, y, min(x + w, width) - x, min(y + h, height) - y) for x, y, w, h in regions[i]]
+        return lambda frame: (g := _roi_graph(clipped, Fraction(-20, 51), width, height, "yuv420p", Fraction(1, 1000))).push(frame) or g.pull()
+
+    marker = RegionMarker()
+    snapped = [lambda frame, i=i: marker.mark(frame, regions[i], -20) for i in range(len(frames))]
+    assert _encode(frames, [given(i) for i in range(len(frames))]) == _encode(frames, snapped)
 
 
 def _face_error(path: Path, source: list[np.ndarray], box) -> float:
