@@ -22,7 +22,7 @@ class AnonymiseOptions:
             to dither the pulse's sub-grey-level changes, so x264 rounds them away at the
             frame's quantiser (see README, pulse transplant).
         fallback: what covers a face that was seen but lost: ``blur`` or ``none``.
-        identity_stride: the identity check scores every n-th frame of each clip.
+        identity_stride: the identity check scores every n-th frame of each track.
         keep_metadata: keep free-text container tags (title, comment, ...), which often
             name the people filmed; by default only technical tags are copied.
         threads: encoder threads (None: the encoder's default, for all cores); a batch's

@@ -113,7 +113,7 @@ def render(
                         output = pulse.apply(clip, output)
                 if identity_check is not None:
                     with timer("identity_check"):
-                        identity_check.observe(clip.frames, output, clip.landmarks)
+                        identity_check.observe(clip.frames, output, clip.landmarks, clip.track_id, clip.start)
                 with timer("blend"):
                     clips.add_output(job, clip, output)
         kept = None

@@ -2,7 +2,7 @@
 
 The autoencoder's output is meant to look untouched, so a face it failed to
 de-identify would pass unnoticed. :class:`IdentityCheck` scores every ``stride``-th
-face crop of each clip: the bundled recognisers embed the input crop and the model's
+face frame of each track once: the bundled recognisers embed the input crop and the model's
 output crop (at the same landmarks) and count a match when the distance is below the
 recogniser's threshold -- the measure ``deidvid verify`` reports on the written video,
 counted by the same :class:`deidvid.measure.identity.IdentityScorer`. The report
@@ -32,7 +32,7 @@ class IdentityCheck:
     Args:
         recognisers: loaded recognisers by name (``deidvid.recognise.load_embedder``);
             they may be shared by several checks.
-        stride: score every ``stride``-th frame of each clip.
+        stride: score every ``stride``-th frame of each track.
     """
 
     # Clips handed over and not yet scored; more wait for the oldest (memory stays flat).
@@ -43,13 +43,27 @@ class IdentityCheck:
         self.scorer = IdentityScorer(recognisers)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identity-check")
         self._pending: deque[Future[None]] = deque()
+        self._scored_until: dict[int, int] = {}  # track id -> video index of its last clip's last frame
 
-    def observe(self, clip_in: np.ndarray, clip_out: np.ndarray, landmarks: np.ndarray) -> None:
+    def observe(
+        self, clip_in: np.ndarray, clip_out: np.ndarray, landmarks: np.ndarray, track_id: int | None = None, start: int = 0
+    ) -> None:
         """Score ``(T, H, W, 3)`` input/output crops in [0, 1] with their ``(T, 68, 2)`` landmarks
-        (in the worker thread; the picked frames are copied, so the caller may reuse the arrays)."""
+        (in the worker thread; the picked frames are copied, so the caller may reuse the arrays).
+
+        The picked frames are those whose video index (``start`` + their place in the clip) is
+        a multiple of the stride; with ``track_id``, each once: a clip's frames that the track's
+        previous clip held (clips overlap) were scored with it.
+        """
         if not self.scorer.recognisers:
             return
-        picked = np.arange(0, len(clip_in), self.stride)
+        indexes = start + np.arange(len(clip_in))
+        fresh = indexes > self._scored_until.get(track_id, -1) if track_id is not None else True
+        picked = np.flatnonzero((indexes % self.stride == 0) & fresh)
+        if track_id is not None:
+            self._scored_until[track_id] = int(indexes[-1]) if len(indexes) else -1
+        if not len(picked):
+            return
         batch = np.asarray(clip_in)[picked], np.asarray(clip_out)[picked], np.asarray(landmarks)[picked]
         while len(self._pending) >= self.MAX_PENDING:
             self._pending.popleft().result()

@@ -242,3 +242,22 @@ def test_bundled_recognisers_carry_the_strict_threshold_from_the_manifest():
         assert 0 < rec.far1e3_threshold < rec.calibrated_threshold, name
     bare = Recogniser(RECOGNISERS["mobileface"], torch.nn.Identity(), None)
     assert bare.far1e3_threshold is None and bare.far1e3_tar is None
+
+
+def test_identity_check_scores_a_frame_that_overlapping_clips_share_once(mean_colour_recogniser):
+    """Clips of a track overlap (64 frames every 48): each picked video frame is scored with
+    the first clip that holds it; another track's clips are counted apart."""
+    frames_in = _frames(20, 30).astype(np.float32) / 255.0
+    frames_out = _frames(20, 31).astype(np.float32) / 255.0
+    check = IdentityCheck({"mean": mean_colour_recogniser(1e-3)}, stride=3)
+    try:
+        for track_id, start, stop in ((0, 0, 10), (0, 6, 16), (0, 12, 20), (1, 7, 12)):
+            part = slice(start, stop)
+            check.observe(frames_in[part], frames_out[part], np.zeros((stop - start, 68, 2)), track_id, start)
+        check.wait()
+        picked = [0, 3, 6, 9, 12, 15, 18, 9]  # track 0: 0..18 once; track 1 (frames 7-11): 9
+        expected = _mean_colour_distance(frames_in[picked] * 255.0, frames_out[picked] * 255.0)
+        np.testing.assert_allclose(check.scorer.distances("mean"), expected, atol=1e-6)
+        assert check.summary()["mean"]["frames"] == len(picked)
+    finally:
+        check.close()
