@@ -415,6 +415,7 @@ def iter_frames(
         stream = container.streams[info.stream_index]
         stream.thread_type = "AUTO"
         reformatter = VideoReformatter()
+        window_reformatter = VideoReformatter()  # the faces' windows: steady sizes, one swscale set-up
         deep_reformatter = VideoReformatter() if deep and bit_depth(info.pix_fmt) > 8 else None
         keep_yuv = keep_yuv and info.passes_yuv
         frames = container.decode(stream)
@@ -440,7 +441,7 @@ def iter_frames(
             elif part[0].stop <= part[0].start or part[1].stop <= part[1].start:
                 rgb = NO_PICTURE
             else:  # a stream that passes its YUV through is upright: no rotation to apply
-                rgb = rgb_window(frame, part, RGB_INTERPOLATION)
+                rgb = rgb_window(frame, part, RGB_INTERPOLATION, window_reformatter)
             fine = None if deep_reformatter is None else to_rgb(frame, info.rotation, deep_reformatter, "rgb48le")
             yield Frame(index=index, pts=pts, time_s=time_s, rgb=rgb, deep=fine, yuv=yuv)
             index += 1

@@ -394,7 +394,7 @@ class _VideoOut:
         # Without PyAV's display-matrix writer, store the frames already rotated.
         self._rotate_pixels = bool(info.rotation) and not CAN_WRITE_ROTATION
         self._reformatter = VideoReformatter()  # caches swscale's set-up across frames
-        self._window_reformatter = VideoReformatter()  # the faces' windows (sizes vary)
+        self._window_reformatter = VideoReformatter()  # the faces' windows (steady sizes: see yuv.steady)
         self._regions = RegionMarker()
         width, height = (info.width, info.height) if self._rotate_pixels else info.stored_size
         if lossless:

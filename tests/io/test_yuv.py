@@ -170,10 +170,12 @@ def test_a_window_decodes_as_in_the_whole_frame_on_real_video(shared_data):
         finally:
             container.close()
         whole = VideoReformatter().reformat(frame, format="rgb24", interpolation=RGB_INTERPOLATION).to_ndarray()
+        reused = VideoReformatter()  # as iter_frames passes it: one for windows of every size
         for _ in range(20):
             top, left = int(rng.integers(0, frame.height - 1)), int(rng.integers(0, frame.width - 1))
             part = (slice(top, int(rng.integers(top + 1, frame.height + 1))), slice(left, int(rng.integers(left + 1, frame.width + 1))))
             np.testing.assert_array_equal(rgb_window(frame, part, RGB_INTERPOLATION)[part], whole[part])
+            np.testing.assert_array_equal(rgb_window(frame, part, RGB_INTERPOLATION, reused)[part], whole[part])
 
 
 def _assert_grey_from_luma_matches(video):
