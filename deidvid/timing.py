@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from deidvid.io.ahead import read_ahead
 from deidvid.io.decode import Frame, VideoInfo, iter_frames
 from deidvid.io.yuv import Window
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,13 +42,23 @@ def timed_frames(
 ) -> Iterator[Frame]:
     """``iter_frames``, decoded a few frames ahead in a thread (:func:`read_ahead`), with the
     time spent waiting for the decoder booked to the 'decode' stage."""
-    frames = read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv, rgb_part=rgb_part))
+    return timed_ahead(read_ahead(iter_frames(path, info, deep=deep, keep_yuv=keep_yuv, rgb_part=rgb_part)), timer, "decode")
+
+
+def timed_ahead(items: Iterator[T], timer: StageTimer, stage: str) -> Iterator[T]:
+    """``items`` (made ahead in a thread: :func:`read_ahead`), the time spent waiting for
+    each booked to ``stage``; closes ``items`` when done or abandoned."""
     try:
         while True:
-            with timer("decode"):
-                frame = next(frames, None)
-            if frame is None:
+            with timer(stage):
+                item = next(items, _END)
+            if item is _END:
                 return
-            yield frame
+            yield item
     finally:
-        frames.close()
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+_END = object()

@@ -9,7 +9,7 @@ it is found, for stages that need the whole track (the pulse transplant).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +19,14 @@ import numpy as np
 from deidvid.faces.landmarks import LandmarkPredictor, follow_motion, to_grey
 from deidvid.faces.roll import detect_any_roll, eye_roll, is_rolled
 from deidvid.faces.track import FaceTrack, FaceTracker
-from deidvid.io.decode import VideoInfo
+from deidvid.io.ahead import read_ahead
+from deidvid.io.decode import Frame, VideoInfo, iter_frames
 from deidvid.io.yuv import UNCHANGED, Window, grey_from_luma
-from deidvid.timing import StageTimer, timed_frames
+from deidvid.timing import StageTimer, timed_ahead
 
 if TYPE_CHECKING:
     from deidvid.faces.detect import FaceDetector
+    from deidvid.faces.types import Detection
     from deidvid.methods.base import FaceObserver
 
 Progress = Callable[[str, int, int], None]  # (stage, frames done, frames total)
@@ -108,16 +110,19 @@ def find_faces(
     def rgb_part(index: int) -> Window | None:
         return None if observers or index % finding.detect_every == 0 else UNCHANGED
 
-    for frame in timed_frames(path, info, timer, keep_yuv=True, rgb_part=rgb_part):
+    # The detector runs a frame ahead, in its own thread, while this one fits and follows
+    # landmarks: the two share the cores (waiting for it is booked to 'detect', and the
+    # decoder's time with it).
+    frames = read_ahead(iter_frames(path, info, keep_yuv=True, rgb_part=rgb_part))
+    for frame, faces_found, turned in timed_ahead(read_ahead(_detect_ahead(frames, finding, detector), 2), timer, "detect"):
         times.append(frame.time_s)
         with timer("landmarks"):
             grey = grey_from_luma(frame.yuv) if frame.yuv is not None else to_grey(frame.rgb)
-        if frame.index % finding.detect_every == 0:
-            turned = finding.any_roll and (
-                detection_frames % finding.turned_every == 0 or _any_rolled(tracker.active(frame.index))
-            )
-            with timer("detect"):
-                faces_found = detect_any_roll(detector, frame.rgb) if turned else detector(frame.rgb)
+        if faces_found is not None:
+            if finding.any_roll and not turned and _any_rolled(tracker.active(frame.index)):
+                # A tracked face is rolled: search the turned views on every detection frame.
+                with timer("detect"):
+                    faces_found = detect_any_roll(detector, frame.rgb)
             detection_frames += 1
             detections += len(faces_found)
             with timer("landmarks"):
@@ -155,6 +160,26 @@ def find_faces(
         for observer in observers:
             observer.finish(tracks, times_s)
     return Analysis(len(times), tracks, detection_frames, detections, times_s)
+
+
+def _detect_ahead(
+    frames: Iterator[Frame], finding: FaceFinding, detector: FaceDetector
+) -> Iterator[tuple[Frame, list[Detection] | None, bool]]:
+    """``(frame, faces, turned)`` for each frame: the faces the detector finds on detection
+    frames (None on the others) and whether the turned views were searched -- on every
+    :attr:`FaceFinding.turned_every`-th detection frame (:func:`find_faces` adds them where
+    a tracked face is rolled). Needs nothing from the tracker, so it can run ahead."""
+    try:
+        for frame in frames:
+            if frame.index % finding.detect_every:
+                yield frame, None, False
+                continue
+            turned = finding.any_roll and (frame.index // finding.detect_every) % finding.turned_every == 0
+            yield frame, detect_any_roll(detector, frame.rgb) if turned else detector(frame.rgb), turned
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
 
 
 def _expected_landmarks(
