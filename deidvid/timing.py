@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from deidvid.io.ahead import read_ahead
+from deidvid.io.ahead import close_items, read_ahead
 from deidvid.io.decode import Frame, VideoInfo, iter_frames
 from deidvid.io.yuv import Window
 
@@ -56,9 +56,7 @@ def timed_ahead(items: Iterator[T], timer: StageTimer, stage: str) -> Iterator[T
                 return
             yield item
     finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        close_items(items)
 
 
 _END = object()

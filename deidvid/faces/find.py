@@ -19,7 +19,7 @@ import numpy as np
 from deidvid.faces.landmarks import LandmarkPredictor, follow_motion, to_grey
 from deidvid.faces.roll import detect_any_roll, eye_roll, is_rolled
 from deidvid.faces.track import FaceTrack, FaceTracker
-from deidvid.io.ahead import read_ahead
+from deidvid.io.ahead import close_items, read_ahead
 from deidvid.io.decode import Frame, VideoInfo, iter_frames
 from deidvid.io.yuv import UNCHANGED, Window, grey_from_luma
 from deidvid.timing import StageTimer, timed_ahead
@@ -177,9 +177,7 @@ def _detect_ahead(
             turned = finding.any_roll and (frame.index // finding.detect_every) % finding.turned_every == 0
             yield frame, detect_any_roll(detector, frame.rgb) if turned else detector(frame.rgb), turned
     finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
+        close_items(frames)
 
 
 def _expected_landmarks(

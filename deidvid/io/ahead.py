@@ -31,6 +31,13 @@ class _Failed:
 _END = object()
 
 
+def close_items(items: Iterator[object]) -> None:
+    """Close ``items`` if it can be (a generator, a decoder): its files and threads go with it."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
+
+
 def read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
     """Yield ``items`` in order, produced by a background thread up to ``depth`` ahead.
 
@@ -59,9 +66,7 @@ def read_ahead(items: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
             put(_Failed(error))
         finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
+            close_items(items)
 
     thread = threading.Thread(target=produce, name="deidvid-read-ahead", daemon=True)
     thread.start()
