@@ -262,9 +262,9 @@ class VideoWriter:
         With the source's YUV (``frame.yuv``), only that part is converted and the rest of
         the picture is the source's own samples (:mod:`deidvid.io.yuv`).
 
-        The encoding runs behind, in the writer's thread (:class:`deidvid.io.ahead.Behind`):
-        ``rgb`` must not change afterwards, and an encoding error is raised by a later
-        ``write`` or by ``close``.
+        The picture is made here (``rgb`` may change afterwards); the encoding runs behind, in
+        the writer's thread (:class:`deidvid.io.ahead.Behind`), and its errors are raised by a
+        later ``write`` or by ``close``.
         """
         out = self._videos[video]
         out.check_picture(rgb)
