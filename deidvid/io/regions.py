@@ -82,4 +82,3 @@ def _roi_graph(regions: Sequence[Region], qoffset: Fraction, width: int, height:
     last.link_to(sink)
     graph.configure()
     return graph
-

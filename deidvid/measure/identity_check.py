@@ -58,10 +58,12 @@ class IdentityCheck:
         if not self.scorer.recognisers:
             return
         indexes = start + np.arange(len(clip_in))
-        fresh = indexes > self._scored_until.get(track_id, -1) if track_id is not None else True
-        picked = np.flatnonzero((indexes % self.stride == 0) & fresh)
-        if track_id is not None:
-            self._scored_until[track_id] = int(indexes[-1]) if len(indexes) else -1
+        wanted = indexes % self.stride == 0
+        if track_id is not None and len(indexes):
+            scored_until = self._scored_until.get(track_id, -1)
+            wanted &= indexes > scored_until
+            self._scored_until[track_id] = max(scored_until, int(indexes[-1]))
+        picked = np.flatnonzero(wanted)
         if not len(picked):
             return
         batch = np.asarray(clip_in)[picked], np.asarray(clip_out)[picked], np.asarray(landmarks)[picked]
