@@ -100,6 +100,9 @@ class TrainConfig:
     cache_dir: str = "runs/cache"
     synthetic: bool = False  # tiny random data (tests, smoke runs)
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: no limit
+    # A new run starts from these bundled weights (manifest name, e.g. "ae_paper") instead of
+    # random ones: more training for a shipped model. The optimiser state starts afresh.
+    init_weights: str = ""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -306,6 +309,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its conv algorithms once
         self.run = Path(cfg.out)
         self.run.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
@@ -337,6 +342,11 @@ class Trainer:
             self.wall_s = float(state.get("wall_s", 0.0))
             self.rng.bit_generator.state = state["numpy_rng"]
             log.info("resumed %s at step %d", self.run, self.step)
+        elif cfg.init_weights:
+            from deidvid.weights.manifest import load_safetensors
+
+            self.model.load_state_dict(load_safetensors(cfg.init_weights))
+            log.info("started %s from the bundled weights %s", self.run, cfg.init_weights)
         self.data = build_datasets(cfg, np.random.default_rng(cfg.seed + 1))
         if cfg.arch == "residual" and self.data.canonical_landmarks is not None:
             self.model.canonical_landmarks.copy_(torch.as_tensor(self.data.canonical_landmarks, dtype=torch.float32))

@@ -352,3 +352,17 @@ def test_batch_stream_workers_draw_different_clips():
     on_device = D.batch_on_device(frames, landmarks, skin, fps)
     assert on_device[0].shape == (2, 3, 2, 128, 128) and float(on_device[0].max()) <= 1.0
     assert on_device[2].shape == (2, 1, 2, 128, 128) and on_device[2].dtype == torch.float32
+
+
+def test_a_new_run_can_start_from_the_bundled_weights(tmp_path):
+    from deidvid.train.loop import TrainConfig, Trainer
+    from deidvid.weights.manifest import load_safetensors
+
+    bundled = load_safetensors("ae_paper")
+    config = dict(synthetic=True, arch="paper", clip_len=8)
+    started = Trainer(TrainConfig(out=str(tmp_path / "p"), init_weights="ae_paper", **config)).model.state_dict()
+    assert started.keys() == bundled.keys()
+    for key, value in bundled.items():
+        torch.testing.assert_close(started[key], value, msg=key)
+    fresh = Trainer(TrainConfig(out=str(tmp_path / "q"), **config)).model.state_dict()
+    assert any(not torch.equal(fresh[key], value) for key, value in bundled.items())
