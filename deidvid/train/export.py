@@ -61,7 +61,7 @@ def export_run(
             "config": {k: config.get(k, TrainConfig.__dataclass_fields__[k].default) for k in (
                 "batch", "clip_len", "id_frames", "lr", "weight_decay", "alpha", "beta", "gamma", "reg_lambda",
                 "id_loss", "recognisers", "threshold", "margin", "rppg_method", "strength", "skin_projection",
-                "rec_budget", "jitter", "resize_aug", "blur_aug", "seed", "channels", "workers",
+                "rec_budget", "jitter", "resize_aug", "blur_aug", "seed", "channels", "workers", "init_weights",
             )},
             "validation": validation["mean"] if validation else None,
         },
