@@ -343,8 +343,13 @@ class Trainer:
             self.rng.bit_generator.state = state["numpy_rng"]
             log.info("resumed %s at step %d", self.run, self.step)
         elif cfg.init_weights:
-            from deidvid.weights.manifest import load_safetensors
+            from deidvid.weights.manifest import load_safetensors, manifest_entry
 
+            bundled = manifest_entry(cfg.init_weights).get("model", {})
+            shape = (bundled.get("arch"), bundled.get("config", {}).get("channels"))
+            wanted = (cfg.arch, model_cfg["channels"] if model_cfg else None)
+            if shape != wanted:
+                raise ValueError(f"--init-weights {cfg.init_weights} is arch/channels {shape}, this run {wanted}")
             self.model.load_state_dict(load_safetensors(cfg.init_weights))
             log.info("started %s from the bundled weights %s", self.run, cfg.init_weights)
         self.data = build_datasets(cfg, np.random.default_rng(cfg.seed + 1))

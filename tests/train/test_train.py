@@ -366,3 +366,13 @@ def test_a_new_run_can_start_from_the_bundled_weights(tmp_path):
         torch.testing.assert_close(started[key], value, msg=key)
     fresh = Trainer(TrainConfig(out=str(tmp_path / "q"), **config)).model.state_dict()
     assert any(not torch.equal(fresh[key], value) for key, value in bundled.items())
+
+
+def test_bundled_weights_of_another_architecture_are_refused(tmp_path):
+    from deidvid.train.loop import TrainConfig, Trainer
+
+    with pytest.raises(ValueError, match="init-weights ae_paper"):
+        Trainer(TrainConfig(synthetic=True, arch="residual", out=str(tmp_path / "r"), init_weights="ae_paper"))
+    with pytest.raises(ValueError, match="init-weights ae_residual"):  # the bundled one is 64,128,192 wide
+        Trainer(TrainConfig(synthetic=True, arch="residual", channels="32,64,96", out=str(tmp_path / "s"),
+                            init_weights="ae_residual"))
