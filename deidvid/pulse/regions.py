@@ -61,11 +61,13 @@ JAW_POINTS = tuple(range(17))
 BROW_LINES: tuple[tuple[int, ...], ...] = (tuple(range(17, 22)), tuple(range(22, 27)))
 MOUTH_POINTS = tuple(range(48, 60))  # outer lip contour
 
-# Exclusion margins (x IOD). Brows are lines: the value is the half-width of the band.
-EYE_MARGIN = 0.10
-BROW_HALF_WIDTH = 0.12
-MOUTH_MARGIN = 0.08
-NOSTRIL_MARGIN = 0.05
+# Exclusion margins (x IOD). Brows are lines: the value is the half-width of the band. Narrow, so
+# that rPPG masks reaching close to the features see the transplanted pulse there too (halved in
+# session 21: docs/pulse-transplant-evaluation.md).
+EYE_MARGIN = 0.05
+BROW_HALF_WIDTH = 0.06
+MOUTH_MARGIN = 0.04
+NOSTRIL_MARGIN = 0.025
 DEFAULT_FEATHER_PX = 3.0
 _SHIFT = 4  # OpenCV fixed-point bits: 1/16 px
 
