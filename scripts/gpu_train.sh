@@ -6,8 +6,8 @@
 #   PAPER, RESIDUAL: extra options of each run. Session 5 trained both from scratch;
 #   session 21: PAPER="--init-weights ae_paper" (continue the bundled model),
 #   RESIDUAL="--channels 96,192,288" (a wider U-Net, from scratch).
-# No separate smoke runs (they cost a minute of the budget): a run that dies in its first
-# minute is reported with its log and the call ends if both did.
+# No separate smoke runs (they cost a minute of the budget): a run that has logged no step after
+# a minute is reported with its log, and the call ends before the bench if a run left no checkpoint.
 set -u
 M=${1:-6.5}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
@@ -29,10 +29,11 @@ P2=$!
 for i in $(seq 1 60); do sleep 15; kill -0 $P1 2>/dev/null || kill -0 $P2 2>/dev/null || break
   if [ $i = 4 ]; then
     for r in paper res; do grep -q '"step"' runs/gpu_$r/log.jsonl 2>/dev/null || { echo "$r: no step yet"; tail -n 20 runs/$r.out; }; done
-    kill -0 $P1 2>/dev/null || kill -0 $P2 2>/dev/null || { echo "both runs died"; exit 2; }
   fi
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; tail -n1 runs/paper.out; tail -n1 runs/res.out; done
 wait $P1 $P2; date  # (a bare wait would also wait for the tee above)
+ls runs/gpu_paper/checkpoint.safetensors runs/gpu_res/checkpoint.safetensors >/dev/null 2>&1 || {
+  echo "a run left no checkpoint"; tail -n 20 runs/paper.out runs/res.out; exit 2; }
 tail -n 4 runs/paper.out runs/res.out
 # The model tensors only (validate and export read nothing else; a file may carry 16 MB back).
 for r in paper res; do mkdir -p $OUT/$r; cp runs/gpu_$r/{state.json,log.jsonl} $OUT/$r/
