@@ -24,9 +24,13 @@ class TrackReport:
     # The pulse transplant for this track (None when it was off): ran, why not, amplitude carried.
     pulse: dict[str, Any] | None = None
     video: int = 0  # which of the file's video streams (0: the first; see VideoReport.video_streams)
+    # What the method decided for this track (e.g. the surrogate chosen), or None.
+    method: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, track: FaceTrack, pulse: dict[str, Any] | None = None, video: int = 0) -> TrackReport:
+    def of(
+        cls, track: FaceTrack, pulse: dict[str, Any] | None = None, video: int = 0, method: dict[str, Any] | None = None
+    ) -> TrackReport:
         return cls(
             id=track.track_id,
             start_frame=track.start,
@@ -35,6 +39,7 @@ class TrackReport:
             interpolated_frames=int((~track.observed).sum()),
             pulse=pulse,
             video=video,
+            method=method,
         )
 
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,7 @@ class StreamPass:
     pulse: PulseTransplant | None
     written: int = 0
     method_warnings: list[str] = field(default_factory=list)
+    method_tracks: dict[int, dict[str, Any] | None] = field(default_factory=dict)  # track id -> method's summary
 
 
 def render(
@@ -316,6 +317,7 @@ def anonymise_video(
                         check = IdentityCheck(models.recognisers, stride=opts.identity_stride)
                 stream.written = render(stream, writer, method, opts, timer, shown, check)
                 stream.method_warnings = method.warnings()
+                stream.method_tracks = {t.track_id: method.track_summary(t.track_id) for t in stream.analysis.tracks}
                 streams.append(stream)
             if check is not None:
                 with timer("identity_check"):
@@ -362,7 +364,10 @@ def video_report(
     for s in streams:
         pulse = s.pulse
         tracks += [
-            TrackReport.of(t, pulse.track_summary(t.track_id) if pulse else None, video=s.video) for t in s.analysis.tracks
+            TrackReport.of(
+                t, pulse.track_summary(t.track_id) if pulse else None, video=s.video, method=s.method_tracks.get(t.track_id)
+            )
+            for t in s.analysis.tracks
         ]
         face_frames = set(s.lost)
         for t in s.analysis.tracks:

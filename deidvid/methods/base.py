@@ -14,7 +14,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -108,6 +108,11 @@ class Method(ABC):
     def warnings(self) -> list[str]:
         """One-line notes for the run's report (faces the method could not treat as intended)."""
         return []
+
+    def track_summary(self, track_id: int) -> dict[str, Any] | None:
+        """What the method decided for one track of the video just processed, for the report
+        (JSON-ready), or None when it decides nothing per track."""
+        return None
 
     def __call__(self, frames: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """One clip without track context: ``(T, S, S, 3)`` -> ``(T, S, S, 3)`` (tests, tools, training)."""

@@ -23,7 +23,7 @@ from deidvid.faces.geometry import CropBox, crop_box, cut_crop
 from deidvid.faces.iris import eye_widths
 from deidvid.methods.base import CropClip, Method, PasteMode
 from deidvid.surrogate import choose, render
-from deidvid.surrogate.bank import load_bank
+from deidvid.surrogate.bank import load_bank, load_presentation_probe
 
 if TYPE_CHECKING:
     from deidvid.faces.track import FaceTrack
@@ -42,9 +42,12 @@ class SurrogateFace(Method):
         self.device = device
         self.seed = seed
         self.bank = [render.PreparedSurrogate.of(s) for s in load_bank()]
+        self.probe = load_presentation_probe()
         self._observer: MeshObserver | None = None
         self.tracks: dict[int, FaceTrack] = {}
         self.chosen: dict[int, int] = {}
+        # track -> (apparent presentation, the probe's mean P(female-looking)) as the choice read it
+        self.presentations: dict[int, tuple[str | None, float | None]] = {}
         self.covered: set[tuple[int, int]] = set()  # (track, frame) drawn as the blur cover
         # Per track, the last clip's drawn frames: frame -> (digest of the input crop, output).
         # Consecutive clips of a track overlap (16+ frames of 64), and a frame's crop is the
@@ -56,6 +59,7 @@ class SurrogateFace(Method):
             self._observer.start_video()
         self.tracks.clear()
         self.chosen.clear()
+        self.presentations.clear()
         self.covered.clear()
         self._drawn.clear()
 
@@ -83,27 +87,32 @@ class SurrogateFace(Method):
 
     def choose(self, track_id: int, mesh: MeshTrack) -> int:
         """The bank index of the track's surrogate (see :mod:`deidvid.surrogate.choose`)."""
-        candidates = choose.tone_candidates([p.surrogate for p in self.bank], choose.track_tone_lab(mesh.lighting[mesh.valid]))
+        tone = choose.track_tone_lab(mesh.lighting[mesh.valid])
+        surrogates = [p.surrogate for p in self.bank]
         samples = [(f, rgb, lm) for f, rgb, lm in mesh.samples if mesh.valid[f - mesh.start]]
         if not samples:
-            return candidates[0]
-        crops, landmarks, rendered = [], [], {k: [] for k in candidates}
-        for f, rgb, lm in samples:
+            return choose.tone_candidates(surrogates, tone)[0]
+        crops, boxes, landmarks = [], [], []
+        for _, rgb, lm in samples:
             box = crop_box(lm)
-            crop = cut_crop(rgb, box).astype(np.float32)
-            crops.append(crop)
+            crops.append(cut_crop(rgb, box).astype(np.float32))
+            boxes.append(box)
             landmarks.append(box.to_crop(lm))
-            for k in candidates:
-                rendered[k].append(self.draw(k, mesh, f, crop, box))
         from deidvid.measure.identity import embed_faces
 
         def embed(images: list[np.ndarray]) -> dict[str, np.ndarray]:
             return embed_faces(self.recognisers, np.clip(np.stack(images), 0, 255).astype(np.uint8), np.stack(landmarks))
 
-        thresholds = {name: rec.threshold for name, rec in self.recognisers.items()}
         originals = embed(crops)
-        scores = {k: choose.identity_ratio(originals, embed(rendered[k]), thresholds) for k in candidates}
-        return choose.pick(scores, self.seed, track_id)
+        apparent = self.probe.apparent(originals["A"])
+        self.presentations[track_id] = (apparent, float(self.probe.probability(originals["A"]).mean()))
+        thresholds = {name: rec.threshold for name, rec in self.recognisers.items()}
+
+        def score(k: int) -> float:
+            rendered = [self.draw(k, mesh, f, crop, box) for (f, _, _), crop, box in zip(samples, crops, boxes)]
+            return choose.identity_ratio(originals, embed(rendered), thresholds)
+
+        return choose.choose_surrogate(surrogates, tone, apparent, score, self.seed, track_id)
 
     def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box: CropBox) -> np.ndarray:
         """Surrogate ``index`` in frame ``frame_index`` over ``crop (S, S, 3)`` (0..255) of ``box``."""
@@ -145,6 +154,18 @@ class SurrogateFace(Method):
         else:
             self._drawn[clip.track_id] = drawn
         return np.clip(out, 0.0, 1.0)
+
+    def track_summary(self, track_id: int) -> dict[str, object] | None:
+        """The surrogate drawn on the track (its bank index and look; None: never meshed, all
+        blur cover) and the person's apparent presentation as the choice read it."""
+        chosen = self.chosen.get(track_id)
+        apparent, probability = self.presentations.get(track_id, (None, None))
+        return {
+            "surrogate": chosen,
+            "surrogate_looks": None if chosen is None else self.bank[chosen].surrogate.presentation,
+            "apparent_presentation": apparent,
+            "female_looking_probability": None if probability is None else round(probability, 3),
+        }
 
     def warnings(self) -> list[str]:
         if not self.covered:

@@ -2,7 +2,9 @@
 
 Each surrogate is an aggregate over at least :data:`MIN_PEOPLE` different people (k-Same):
 a UV texture averaged after mesh alignment and a neutral 3D shape averaged in the
-canonical model's space. Built by ``python -m deidvid.tools.build_surrogates`` into
+canonical model's space. Each surrogate looks female or male (it averages people of one
+apparent presentation), and the bank carries the probe that reads a person's apparent
+presentation from recogniser A (:mod:`deidvid.surrogate.presentation`). Built by ``python -m deidvid.tools.build_surrogates`` into
 ``weights/surrogates.safetensors`` (sha256-verified on load); how, from whom and the
 check that no source person is recognisable in any surrogate are in the manifest and
 ``weights/MODEL_CARD.md``.
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from deidvid.surrogate.presentation import FEMALE, MALE, PresentationProbe
 
 MIN_PEOPLE = 25
 
@@ -27,12 +31,14 @@ class Surrogate:
         shape: ``(468, 3)`` float64 neutral shape in canonical centimetres.
         tone: ``(3,)`` CIE L*a*b* mean of the skin texels.
         people: how many different people it averages.
+        presentation: :data:`~deidvid.surrogate.presentation.FEMALE` or ``MALE``: how its people look.
     """
 
     texture: np.ndarray
     shape: np.ndarray
     tone: np.ndarray
     people: int
+    presentation: str
 
 
 def skin_tone_lab(texture: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -49,14 +55,27 @@ def individual_typology_angle(lab: np.ndarray) -> float:
 
 
 @lru_cache(maxsize=1)
+def _load() -> dict[str, np.ndarray]:
+    from deidvid.weights.manifest import load_safetensors
+
+    return {name: tensor.numpy() for name, tensor in load_safetensors("surrogates").items()}
+
+
+@lru_cache(maxsize=1)
 def load_bank() -> tuple[Surrogate, ...]:
     """The bundled surrogates (sha256-verified)."""
     from deidvid.errors import WeightsError
-    from deidvid.weights.manifest import load_safetensors
 
-    tensors = load_safetensors("surrogates")
-    textures, shapes = tensors["textures"].numpy(), tensors["shapes"].numpy().astype(np.float64)
-    tones, people = tensors["tones"].numpy().astype(np.float64), tensors["people"].numpy()
+    tensors = _load()
+    textures, shapes = tensors["textures"], tensors["shapes"].astype(np.float64)
+    tones, people = tensors["tones"].astype(np.float64), tensors["people"]
     if len(textures) == 0 or int(people.min()) < MIN_PEOPLE:
         raise WeightsError(f"the surrogate bank must hold aggregates of >= {MIN_PEOPLE} people each")
-    return tuple(Surrogate(textures[i], shapes[i], tones[i], int(people[i])) for i in range(len(textures)))
+    looks = [FEMALE if female else MALE for female in tensors["female"]]
+    return tuple(Surrogate(textures[i], shapes[i], tones[i], int(people[i]), looks[i]) for i in range(len(textures)))
+
+
+def load_presentation_probe() -> PresentationProbe:
+    """The bank's probe of apparent presentation from recogniser A's embedding."""
+    probe = _load()["presentation_probe"].astype(np.float64)
+    return PresentationProbe(probe[:-1], float(probe[-1]))

@@ -1,17 +1,22 @@
 """Choose one surrogate per face track: close in skin tone, far from the person.
 
 Candidates are the ``TONE_CANDIDATES`` surrogates nearest the track's skin colour (CIE
-Lab). Each is rendered into a few of the track's own frames (its pose, expression and
+Lab), among those of the person's apparent presentation when recogniser A's probe is
+confident of it (:mod:`deidvid.surrogate.presentation`), else among all. Each is rendered into a few of the track's own frames (its pose, expression and
 lighting) and scored by recognisers A and C: the distance between the original and the
 rendered face, divided by the recogniser's threshold; a candidate's score is its worst
 (smallest) ratio. Among the candidates within ``NEAR_BEST`` of the best score, ``seed``
 picks one (so runs are reproducible and a dataset does not get one face everywhere).
-Recogniser B is never consulted: it is kept to tell the truth in ``verify``.
+Privacy comes before looks: when no candidate of the person's look scores at least
+``LOOK_MARGIN`` (the bank has few female-looking surrogates), the tone-nearest of every
+look are scored too and the pick is among all; a candidate below the margin is picked
+only when none reaches it. Recogniser B is never consulted: it is kept
+to tell the truth in ``verify``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -20,6 +25,7 @@ from deidvid.surrogate.bank import Surrogate
 
 TONE_CANDIDATES = 4
 NEAR_BEST = 0.05
+LOOK_MARGIN = 1.05  # thresholds: a look-matched surrogate must score this (the bank's own source margin)
 CHOOSING_RECOGNISERS = ("A", "C")
 
 
@@ -29,10 +35,15 @@ def track_tone_lab(lighting: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.reshape(1, 1, 3), cv2.COLOR_RGB2Lab).reshape(3).astype(np.float64)
 
 
-def tone_candidates(bank: Sequence[Surrogate], tone: np.ndarray, count: int = TONE_CANDIDATES) -> list[int]:
-    """Indices of the ``count`` surrogates nearest ``tone`` (Lab), nearest first."""
-    distances = [float(np.linalg.norm(s.tone - tone)) for s in bank]
-    return [int(i) for i in np.argsort(distances, kind="stable")[:count]]
+def tone_candidates(
+    bank: Sequence[Surrogate], tone: np.ndarray, count: int = TONE_CANDIDATES, presentation: str | None = None
+) -> list[int]:
+    """Indices of the ``count`` surrogates nearest ``tone`` (Lab), nearest first; only those
+    of ``presentation`` when it is given and the bank has any."""
+    eligible = [i for i, s in enumerate(bank) if presentation is None or s.presentation == presentation]
+    eligible = eligible or list(range(len(bank)))
+    distances = [float(np.linalg.norm(bank[i].tone - tone)) for i in eligible]
+    return [eligible[i] for i in np.argsort(distances, kind="stable")[:count]]
 
 
 def pick(scores: Mapping[int, float], seed: int, track_id: int) -> int:
@@ -51,3 +62,22 @@ def identity_ratio(
         float(np.linalg.norm(originals[name] - rendered[name], axis=1).mean()) / threshold
         for name, threshold in thresholds.items()
     )
+
+
+def choose_surrogate(
+    bank: Sequence[Surrogate],
+    tone: np.ndarray,
+    presentation: str | None,
+    score: Callable[[int], float],
+    seed: int,
+    track_id: int,
+) -> int:
+    """The bank index for a track of skin ``tone`` (Lab) and apparent ``presentation``.
+
+    ``score(k)`` is :func:`identity_ratio` of surrogate ``k`` drawn into the track's frames.
+    """
+    scores = {k: score(k) for k in tone_candidates(bank, tone, presentation=presentation)}
+    if presentation is not None and max(scores.values()) < LOOK_MARGIN:
+        scores.update({k: score(k) for k in tone_candidates(bank, tone) if k not in scores})
+    far_enough = {k: v for k, v in scores.items() if v >= LOOK_MARGIN}
+    return pick(far_enough or scores, seed, track_id)

@@ -1,14 +1,20 @@
 """Build the surrogate bank (``weights/surrogates.safetensors``) from LFW.
 
     python -m deidvid.tools.build_surrogates [--lfw DIR] [--tones 6] [--per-tone 2] [--people 32]
+        [--female-tones 2] [--female-people 32]
+
+(``pip install nomquamgender`` first: the first names' statistics, MIT, used only here.)
 
 One image per LFW person: detect, 68 landmarks, FaceMesh (twice: the second crop from
 the first mesh), split into pose and canonical shape, and keep near-frontal faces with a
 closed mouth and no strong glasses edges. Each kept face is unwrapped into the UV
-texture space (visible triangles only) with its mirror image. People are binned by skin
-tone (ITA quantiles); each bin is cut in two along recogniser A's main embedding axis
-(similar faces average sharper, and the two surrogates of a tone differ) and each part
-starts from ``--people`` members drawn at random. A surrogate is the texel-wise mean of its
+texture space (visible triangles only) with its mirror image. People are split by apparent
+presentation (female- or male-looking: the first name's statistics from the
+``nomquamgender`` package where they are clear, else a logistic probe of recogniser A's
+embedding fitted on those names, which is bundled for the choice at run time). Within each,
+people are binned by skin tone (ITA quantiles); each bin is cut into parts along recogniser
+A's main embedding axis (similar faces average sharper, and the surrogates of a tone differ)
+and each part starts from ``--people`` members drawn at random. A surrogate is the texel-wise mean of its
 members' textures (inner mouth painted dark, unseen texels filled in) and the mean of
 their shapes. Then k-Same is checked, not assumed: the surrogate is rendered frontally,
 found again by the pipeline's own detector and landmarks, and compared with recognisers
@@ -27,6 +33,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +42,7 @@ import numpy as np
 
 from deidvid.surrogate import raster
 from deidvid.surrogate.bank import MIN_PEOPLE, individual_typology_angle, skin_tone_lab
+from deidvid.surrogate.presentation import PresentationProbe, cross_validated_accuracy, fit_probe
 from deidvid.surrogate.shape import Pose, split_pose
 from deidvid.faces.mesh import mouth_opening
 from deidvid.surrogate.uvspace import uv_space
@@ -48,6 +56,9 @@ MOUTH_RGB = (70, 30, 32)  # the inner mouth: dark, reddish (what a shadowed mout
 RECOGNISERS = ("A", "C")  # never B: it is kept to tell the truth
 SOURCE_MARGIN = 1.05  # a member must be this many thresholds away from its surrogate
 MAX_SWAPS = 60
+# A first name labels its bearer when the name's bearers are this one-sided (P(female) from
+# nomquamgender's name statistics at most this far from 0 or 1); other names: the probe decides.
+NAME_CERTAINTY = 0.1
 
 
 @dataclass
@@ -155,15 +166,59 @@ def aggregate(members: list[FaceSample], mirror_index: np.ndarray) -> tuple[np.n
     return texture, np.mean(shapes, axis=0)
 
 
-def group(samples: list[FaceSample], tones: int, per_tone: int, people: int, seed: int = 0) -> list[tuple[list[int], list[int]]]:
-    """Tone bins (ITA quantiles), each cut into ``per_tone`` equal parts along the main axis
-    of recogniser A's embeddings (similar faces average sharper, and the surrogates of one
-    tone differ). Per part ``(members, spares)``: ``people`` random members; spares are the
-    rest of the part, then the rest of the bin."""
+def name_labels(people: list[str]) -> np.ndarray:
+    """``(N,)`` int8 per LFW folder name (``First_Last``): 1 female, 0 male, -1 unclear first name."""
+    try:
+        import nomquamgender
+    except ImportError as error:
+        raise SystemExit("error: the build needs the first names' statistics: pip install nomquamgender") from error
+    with warnings.catch_warnings():  # its data loading uses a deprecated importlib call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rows = nomquamgender.NBGC().annotate([p.split("_")[0] for p in people])
+    female = np.array([row[-1] if isinstance(row[-1], float) else np.nan for row in rows])
+    labels = np.full(len(people), -1, np.int8)
+    labels[female >= 1.0 - NAME_CERTAINTY] = 1
+    labels[female <= NAME_CERTAINTY] = 0
+    return labels
+
+
+def presentations(samples: list[FaceSample]) -> tuple[np.ndarray, PresentationProbe, dict]:
+    """Each sample's apparent presentation ``(N,)`` bool (True: female-looking), the probe of
+    recogniser A (fitted on the samples with a clear first name; it labels the others and is
+    bundled as fitted), and its record for the manifest."""
+    labels = name_labels([Path(s.person).name for s in samples])
+    embeddings = np.stack([s.embeddings["A"] for s in samples])
+    named = labels >= 0
+    if len(set(labels[named])) < 2:  # a tiny trial: nothing to fit; every face reads as the one label seen
+        probe = PresentationProbe(np.zeros(embeddings.shape[1]), 10.0 if (labels == 1).any() else -10.0)
+        return labels == 1, probe, {"named_people": int(named.sum())}
+    probe = fit_probe(embeddings[named], labels[named] == 1)
+    female = np.where(named, labels == 1, probe.probability(embeddings) >= 0.5)
+    record = {
+        "labels": "first names, nomquamgender 0.1.4 (MIT) P(female) <= "
+        f"{NAME_CERTAINTY} or >= {1 - NAME_CERTAINTY}; other people by the probe",
+        "named_people": int(named.sum()),
+        "named_female": int((labels == 1).sum()),
+        "probe_cross_validated_accuracy": round(cross_validated_accuracy(embeddings[named], labels[named] == 1), 4),
+    }
+    return female, probe, record
+
+
+def group(
+    samples: list[FaceSample], among: np.ndarray, tones: int, per_tone: int, people: int, seed: int = 0
+) -> list[tuple[list[int], list[int]]]:
+    """Tone bins (ITA quantiles) of the samples ``among`` (indices), each cut into ``per_tone``
+    equal parts along the main axis of recogniser A's embeddings (similar faces average
+    sharper, and the surrogates of one tone differ). Per part ``(members, spares)`` (indices
+    into ``samples``): ``people`` random members; spares are the rest of the part, then the
+    rest of the bin."""
     rng = np.random.default_rng(seed)
-    ita = np.array([individual_typology_angle(s.tone) for s in samples])
+    among = np.asarray(among, dtype=int)
+    if tones < 1 or len(among) == 0:
+        return []
+    ita = np.array([individual_typology_angle(samples[i].tone) for i in among])
     groups = []
-    for chunk in np.array_split(np.argsort(ita), tones):
+    for chunk in np.array_split(among[np.argsort(ita, kind="stable")], tones):
         embeddings = np.stack([samples[i].embeddings["A"] for i in chunk])
         centred = embeddings - embeddings.mean(axis=0)
         axis = np.linalg.svd(centred, full_matrices=False)[2][0]
@@ -293,13 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tones", type=int, default=6)
     p.add_argument("--per-tone", type=int, default=2)
     p.add_argument("--people", type=int, default=32)
+    p.add_argument("--female-tones", type=int, default=2, help="tone bins of female-looking surrogates (one each)")
+    p.add_argument("--female-people", type=int, default=32, help="people per female-looking surrogate")
     p.add_argument("--limit", type=int, default=None, help="read at most this many people (a quick trial)")
     p.add_argument("--preview", type=Path, default=None, help="write frontal renders of the surrogates here")
     p.add_argument("--cache", type=Path, default=None, help="keep the measured faces here (.npz) for a rebuild")
     p.add_argument("--dry-run", action="store_true", help="build and check, but do not write weights/")
     args = p.parse_args(argv)
-    if args.people < MIN_PEOPLE:
-        p.error(f"--people must be >= {MIN_PEOPLE}")
+    if min(args.people, args.female_people) < MIN_PEOPLE:
+        p.error(f"--people and --female-people must be >= {MIN_PEOPLE}")
     if not args.lfw.is_dir():
         print(f"error: LFW folder {args.lfw} not found", file=sys.stderr)
         return 2
@@ -310,8 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     samples = read_samples(people, models, args.cache)
     pitch = np.median([s.pitch for s in samples])
     glasses = np.quantile([s.glasses for s in samples], GLASSES_QUANTILE)
-    kept = [s for s in samples if abs(s.pitch - pitch) <= MAX_PITCH_OFFSET_DEG and s.glasses <= glasses]
-    groups = group(kept, args.tones, args.per_tone, args.people)
+    # The probe learns from every measured face; the surrogates average the kept ones.
+    female_measured, probe, probe_record = presentations(samples)
+    keep = np.array([abs(s.pitch - pitch) <= MAX_PITCH_OFFSET_DEG and s.glasses <= glasses for s in samples])
+    kept = [s for s, k in zip(samples, keep) if k]
+    female = female_measured[keep]
+    groups = group(kept, np.flatnonzero(~female), args.tones, args.per_tone, args.people)
+    groups += group(kept, np.flatnonzero(female), args.female_tones, 1, args.female_people)
     if not groups:
         print("error: too few usable faces for one surrogate", file=sys.stderr)
         return 1
@@ -324,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = [{**check(m, t, s, kept, models), "swaps": n} for m, t, s, n in built]
     wall = time.perf_counter() - t0
     for i, (c, tone) in enumerate(zip(checks, tones)):
-        print(f"surrogate {i}: ITA {individual_typology_angle(tone):5.1f}  {json.dumps(c)}", file=sys.stderr)
+        look = "female" if female[built[i][0][0]] else "male"
+        print(f"surrogate {i}: {look}-looking, ITA {individual_typology_angle(tone):5.1f}  {json.dumps(c)}", file=sys.stderr)
     if args.preview:
         args.preview.mkdir(parents=True, exist_ok=True)
         for i, (t, s) in enumerate(zip(textures, shapes)):
@@ -340,14 +403,19 @@ def main(argv: list[str] | None = None) -> int:
         "shapes": torch.from_numpy(shapes),
         "tones": torch.from_numpy(tones),
         "people": torch.tensor([len(m) for m, _, _, _ in built], dtype=torch.int32),
+        "female": torch.tensor([bool(female[m[0]]) for m, _, _, _ in built]),
+        "presentation_probe": torch.from_numpy(np.append(probe.weights, probe.bias).astype(np.float32)),
     }
     entry = {
         "licence": "aggregates of research-only LFW images (Huang et al. 2007): research use; no person's pixels",
         "module": "deidvid.surrogate.bank.load_bank",
         "use": "surrogate faces (--method surrogate, issue #11)",
-        "output": "textures (K,256,256,3) uint8 RGB in the canonical UV space, shapes (K,468,3) float32 cm, tones (K,3) Lab, people (K,) int32",
+        "output": "textures (K,256,256,3) uint8 RGB in the canonical UV space, shapes (K,468,3) float32 cm, tones (K,3) Lab, "
+        "people (K,) int32, female (K,) bool (how its people look), presentation_probe (D+1,) float32 "
+        "(weights and bias of P(female-looking) from recogniser A's embedding)",
         "build": {
-            "command": f"python -m deidvid.tools.build_surrogates --tones {args.tones} --per-tone {args.per_tone} --people {args.people}",
+            "command": f"python -m deidvid.tools.build_surrogates --tones {args.tones} --per-tone {args.per_tone} "
+            f"--people {args.people} --female-tones {args.female_tones} --female-people {args.female_people}",
             "source": "../shared/data/images/lfw, first image of each person",
             "people_read": len(people),
             "faces_kept": len(kept),
@@ -357,11 +425,13 @@ def main(argv: list[str] | None = None) -> int:
                 "max_mouth_opening": MAX_MOUTH_OPENING,
                 "glasses_quantile": GLASSES_QUANTILE,
             },
+            "presentation": {**probe_record, "kept_female_looking": int(female.sum()), "kept_male_looking": int((~female).sum())},
             "wall_s": round(wall, 1),
             "hardware": "x86_64 CPU, 2 cores",
         },
         "surrogates": [
-            {**c, "ita_deg": round(individual_typology_angle(t), 1)} for c, t in zip(checks, tones)
+            {**c, "ita_deg": round(individual_typology_angle(t), 1), "looks": "female" if female[b[0][0]] else "male"}
+            for c, t, b in zip(checks, tones, built)
         ],
     }
     path = bundle_weights("surrogates", state, "deidvid.tools.build_surrogates", entry)

@@ -44,6 +44,10 @@ def test_the_face_is_replaced_by_one_that_is_found_but_not_recognised(source, tm
     report, out = _run(source, tmp_path / "out.mp4", monkeypatch)
     original = _frames(source)
     assert report.faces == 1 and report.frames_unprocessed == 0 and not report.warnings
+    (track,) = report.tracks
+    chosen = track.method  # what the choice decided, in the report
+    assert chosen["surrogate"] is not None and chosen["apparent_presentation"] in ("female", "male")
+    assert chosen["surrogate_looks"] in ("female", "male") and 0.0 <= chosen["female_looking_probability"] <= 1.0
     for name, scores in report.identity_check.items():
         assert scores["match_rate"] == 0.0, name  # A, B (never used for the choice) and C
     changed = np.abs(out[18][FACE].astype(float) - original[18][FACE]).mean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deidvid.surrogate.bank import MIN_PEOPLE, individual_typology_angle, load_bank, skin_tone_lab
+from deidvid.surrogate.bank import MIN_PEOPLE, individual_typology_angle, load_bank, load_presentation_probe, skin_tone_lab
 from deidvid.surrogate.uvspace import TEXTURE_SIZE, uv_space
 from deidvid.tools.lfw import DEFAULT_LFW
 from deidvid.weights.manifest import manifest_entry
@@ -20,6 +20,17 @@ def test_every_surrogate_aggregates_enough_people_and_the_bank_spans_skin_tones(
     assert all(s.texture.shape == (TEXTURE_SIZE, TEXTURE_SIZE, 3) and s.shape.shape == (468, 3) for s in bank)
     ita = [individual_typology_angle(s.tone) for s in bank]
     assert max(ita) - min(ita) >= 40.0
+
+
+def test_the_bank_holds_female_and_male_looking_surrogates_and_the_probe_that_chooses_between_them():
+    looks = [s.presentation for s in load_bank()]
+    assert looks.count("female") >= 2 and looks.count("male") >= 8 and set(looks) == {"female", "male"}
+    probe = load_presentation_probe()
+    assert probe.weights.shape == (128,) and np.all(np.isfinite(probe.weights))  # recogniser A's embedding
+    presentation = manifest_entry("surrogates")["build"]["presentation"]
+    assert presentation["probe_cross_validated_accuracy"] >= 0.9
+    checks = manifest_entry("surrogates")["surrogates"]
+    assert [c["looks"] for c in checks] == looks
 
 
 def test_stored_tones_are_the_textures_skin_tones():
@@ -54,3 +65,30 @@ def test_the_builder_makes_a_checked_surrogate_from_lfw(tmp_path, capsys):
     assert main(["--limit", "260", "--tones", "1", "--per-tone", "1", "--people", "25", "--dry-run"]) == 0
     log = capsys.readouterr().err
     assert "surrogate 0:" in log and '"people": 25' in log
+
+
+def test_groups_are_drawn_from_the_given_people_only():
+    from deidvid.tools.build_surrogates import FaceSample, group
+
+    rng = np.random.default_rng(0)
+
+    def sample(k: int) -> FaceSample:
+        tone = np.array([60.0 + 0.1 * k, 10.0, 15.0])
+        return FaceSample(str(k), None, None, None, 0.0, 0.0, tone, 0.0, {"A": rng.normal(size=4)})
+
+    samples = [sample(k) for k in range(120)]
+    among = np.arange(0, 120, 2)  # 60 of them
+    groups = group(samples, among, tones=2, per_tone=1, people=25)
+    assert len(groups) == 2
+    for members, spares in groups:
+        assert len(members) == 25 and set(members) | set(spares) <= set(among.tolist())
+    assert group(samples, among[:20], tones=1, per_tone=1, people=25) == []  # too few for k-Same
+    assert group(samples, np.array([], int), tones=2, per_tone=1, people=25) == []
+
+
+def test_first_names_label_only_when_their_bearers_are_one_sided():
+    pytest.importorskip("nomquamgender")
+    from deidvid.tools.build_surrogates import name_labels
+
+    labels = name_labels(["Mary_Smith", "John_Smith", "Zzyzxq_Unknown"])
+    assert labels.tolist() == [1, 0, -1]

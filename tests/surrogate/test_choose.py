@@ -10,8 +10,8 @@ from deidvid.surrogate import choose
 from deidvid.surrogate.bank import Surrogate
 
 
-def _surrogate(lab: tuple[float, float, float]) -> Surrogate:
-    return Surrogate(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 3)), np.array(lab, float), 30)
+def _surrogate(lab: tuple[float, float, float], presentation: str = "male") -> Surrogate:
+    return Surrogate(np.zeros((4, 4, 3), np.uint8), np.zeros((468, 3)), np.array(lab, float), 30, presentation)
 
 
 def test_track_tone_is_the_lab_of_the_fitted_mean_colour():
@@ -25,6 +25,44 @@ def test_track_tone_is_the_lab_of_the_fitted_mean_colour():
 def test_tone_candidates_are_the_nearest_in_lab():
     bank = [_surrogate((l, 10.0, 15.0)) for l in [30.0, 50.0, 70.0, 80.0, 45.0]]
     assert choose.tone_candidates(bank, np.array([48.0, 10.0, 15.0]), count=3) == [1, 4, 0]
+
+
+def test_tone_candidates_keep_to_the_apparent_presentation_when_it_is_known():
+    looks = ["male", "female", "male", "female", "female"]
+    bank = [_surrogate((l, 10.0, 15.0), look) for l, look in zip([30.0, 50.0, 70.0, 80.0, 45.0], looks)]
+    tone = np.array([48.0, 10.0, 15.0])
+    assert choose.tone_candidates(bank, tone, count=2, presentation="female") == [1, 4]
+    assert choose.tone_candidates(bank, tone, count=2, presentation="male") == [0, 2]
+    assert choose.tone_candidates(bank, tone, count=2, presentation=None) == [1, 4]
+    only_men = [_surrogate((l, 10.0, 15.0)) for l in [30.0, 50.0]]
+    assert choose.tone_candidates(only_men, tone, count=2, presentation="female") == [1, 0]  # none: all
+
+
+def test_a_look_matched_surrogate_is_chosen_when_it_is_far_enough_from_the_person():
+    looks = ["male", "female", "male", "female", "male"]
+    bank = [_surrogate((l, 10.0, 15.0), look) for l, look in zip([30.0, 50.0, 70.0, 80.0, 45.0], looks)]
+    tone = np.array([48.0, 10.0, 15.0])
+    scored: list[int] = []
+
+    def score(k: int) -> float:
+        scored.append(k)
+        return {0: 1.5, 1: 1.2, 2: 1.5, 3: 1.25, 4: 1.6}[k]
+
+    picks = {choose.choose_surrogate(bank, tone, "female", score, seed, track_id=0) for seed in range(20)}
+    assert picks == {1, 3}  # both within NEAR_BEST and past LOOK_MARGIN
+    assert sorted(set(scored)) == [1, 3]  # the other look is not even drawn
+    marginal = {1: 1.06, 3: 1.04}  # within NEAR_BEST, but 3 is below the margin
+    assert {choose.choose_surrogate(bank, tone, "female", marginal.__getitem__, s, 0) for s in range(20)} == {1}
+
+
+def test_privacy_comes_before_looks():
+    looks = ["male", "female", "male", "female", "male"]
+    bank = [_surrogate((l, 10.0, 15.0), look) for l, look in zip([30.0, 50.0, 70.0, 80.0, 45.0], looks)]
+    tone = np.array([48.0, 10.0, 15.0])
+    too_near = {0: 1.5, 1: 1.01, 2: 1.4, 3: 0.9, 4: 1.6}  # no female-looking one reaches LOOK_MARGIN
+    assert max(too_near[1], too_near[3]) < choose.LOOK_MARGIN
+    picks = {choose.choose_surrogate(bank, tone, "female", too_near.__getitem__, seed, 0) for seed in range(20)}
+    assert picks <= {0, 4} and 4 in picks  # within NEAR_BEST of the best of all looks
 
 
 def test_identity_ratio_is_the_worst_recogniser():
