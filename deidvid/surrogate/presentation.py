@@ -9,10 +9,11 @@ aggregate over hundreds of people and holds no one's face. Only recogniser A, on
 recognisers that may drive the surrogate choice, is read; never B.
 
 A track's presentation is the probe's mean probability over the choice's frames, read
-at 0.5: no confidence band, so every track gets surrogates of one look. (A band, with the
-unsure left to choose among all surrogates, was measured and not kept: an unsure man then
-tends to get a female-looking surrogate, the one farthest from him under A and C; see
-``weights/MODEL_CARD.md``.)
+at 0.5, with the probe as fitted: no parameter to tune. (A confidence band, 0.25-0.75,
+with the unsure choosing among every look, was measured and not kept: it left 1 of the 5
+validation people unsure, and 2 of the 7 women and 3 of the 17 men of the single-person
+clips in ``../shared``; read at 0.5, all 24 are read as people read them. README,
+"Surrogate faces".)
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Build the surrogate bank (``weights/surrogates.safetensors``) from LFW.
 
     python -m deidvid.tools.build_surrogates [--lfw DIR] [--tones 6] [--per-tone 2] [--people 32]
-        [--female-tones 2] [--female-people 32]
+        [--female-tones 3] [--female-people 32]
 
 (``pip install nomquamgender`` first: the first names' statistics, MIT, used only here.)
 
-One image per LFW person: detect, 68 landmarks, FaceMesh (twice: the second crop from
+One image per LFW person (the first of their first three that qualifies): detect, 68 landmarks, FaceMesh (twice: the second crop from
 the first mesh), split into pose and canonical shape, and keep near-frontal faces with a
 closed mouth and no strong glasses edges. Each kept face is unwrapped into the UV
 texture space (visible triangles only) with its mirror image. People are split by apparent
@@ -56,6 +56,7 @@ MOUTH_RGB = (70, 30, 32)  # the inner mouth: dark, reddish (what a shadowed mout
 RECOGNISERS = ("A", "C")  # never B: it is kept to tell the truth
 SOURCE_MARGIN = 1.05  # a member must be this many thresholds away from its surrogate
 MAX_SWAPS = 60
+IMAGES_PER_PERSON = 3  # a person's first image that qualifies, among their first 3
 # A first name labels its bearer when the name's bearers are this one-sided (P(female) from
 # nomquamgender's name statistics at most this far from 0 or 1); other names: the probe decides.
 NAME_CERTAINTY = 0.1
@@ -306,7 +307,8 @@ def check(members: list[int], texture: np.ndarray, shape: np.ndarray, samples: l
 
 
 def read_samples(people: list[Path], models: FaceModels, cache: Path | None) -> list[FaceSample]:
-    """Every person's first image measured (:func:`measure`); pickle-free cache in ``cache``."""
+    """Per person, the first of their first :data:`IMAGES_PER_PERSON` images that :func:`measure`
+    accepts; pickle-free cache in ``cache``."""
     if cache is not None and cache.exists():
         data = np.load(cache, allow_pickle=False)
         return [
@@ -317,8 +319,11 @@ def read_samples(people: list[Path], models: FaceModels, cache: Path | None) -> 
         ]
     samples = []
     for n, person in enumerate(people):
-        first = min(person.glob("*.jpg"), default=None)
-        sample = measure(first, models) if first else None
+        sample = None
+        for image in sorted(person.glob("*.jpg"))[:IMAGES_PER_PERSON]:
+            sample = measure(image, models)
+            if sample is not None:  # one image per person: k-Same counts people
+                break
         if sample is not None:
             samples.append(sample)
         if n % 200 == 0:
@@ -348,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tones", type=int, default=6)
     p.add_argument("--per-tone", type=int, default=2)
     p.add_argument("--people", type=int, default=32)
-    p.add_argument("--female-tones", type=int, default=2, help="tone bins of female-looking surrogates (one each)")
+    p.add_argument("--female-tones", type=int, default=3, help="tone bins of female-looking surrogates (one each)")
     p.add_argument("--female-people", type=int, default=32, help="people per female-looking surrogate")
     p.add_argument("--limit", type=int, default=None, help="read at most this many people (a quick trial)")
     p.add_argument("--preview", type=Path, default=None, help="write frontal renders of the surrogates here")
@@ -416,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "build": {
             "command": f"python -m deidvid.tools.build_surrogates --tones {args.tones} --per-tone {args.per_tone} "
             f"--people {args.people} --female-tones {args.female_tones} --female-people {args.female_people}",
-            "source": "../shared/data/images/lfw, first image of each person",
+            "source": f"../shared/data/images/lfw, per person the first of their first {IMAGES_PER_PERSON} images that qualifies",
             "people_read": len(people),
             "faces_kept": len(kept),
             "filters": {
