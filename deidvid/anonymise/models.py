@@ -36,7 +36,7 @@ class PipelineModels:
     def method(self) -> Method:
         from deidvid.methods import build_method
 
-        return build_method(self.opts.method, self.opts.device, self.opts.strength, self.opts.seed)
+        return build_method(self.opts.method, self.opts.device, self.opts.strength, self.opts.seed, self.opts.surrogate_look)
 
     @property
     def recognisers(self) -> dict[str, Embedder]:

@@ -15,6 +15,8 @@ class AnonymiseOptions:
         method: a name from ``deidvid.methods.METHODS``.
         strength: residual AE only: perturbation RMS in [0, 1] units (None: as trained).
         seed: surrogate only: makes the choice of each track's surrogate reproducible.
+        surrogate_look: surrogate only: ``any`` (either look, the farthest from the person)
+            or ``same`` (the person's apparent look).
         keep_pulse: transplant the original's pulse into the output (None: the method's
             default, ``Method.keeps_pulse_by_default``: on for every bundled method).
         face_qp_offset: code the faces this many QP finer than the rest (None: 20 when the
@@ -33,6 +35,7 @@ class AnonymiseOptions:
     device: str = "cpu"
     strength: float | None = None
     seed: int = 0
+    surrogate_look: str = "any"
     keep_pulse: bool | None = None
     face_qp_offset: int | None = None
     finding: FaceFinding = field(default_factory=FaceFinding)

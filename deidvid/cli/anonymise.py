@@ -79,6 +79,12 @@ def anonymise(
                      "costs PSNR (default: as trained, see deidvid/weights/MODEL_CARD.md).", show_default=False),
     ] = None,
     seed: Annotated[int, typer.Option(help="--method surrogate (or surrogate+ae): which surrogate each face gets (same seed, same choice).")] = 0,
+    surrogate_look: Annotated[
+        str,
+        typer.Option(help="--method surrogate (or surrogate+ae): any = the surrogate farthest from the person, of either "
+                     "look (the most private; often the other look); same = of the person's apparent look (female- or "
+                     "male-looking), unless every one of those would still be matched."),
+    ] = "any",
     keep_pulse: Annotated[
         bool | None,
         typer.Option("--keep-pulse/--no-keep-pulse", help="Transplant the original's pulse into the output "
@@ -124,7 +130,7 @@ def anonymise(
         method=method, device=device, strength=strength, fallback=fallback, fallback_seconds=fallback_seconds,
         detect_every=detect_every, detector_max_side=detector_max_side, threshold=threshold,
         clip_len=clip_len, overlap=overlap, crf=crf, identity_check=identity_check, max_match_rate=max_match_rate,
-        face_qp_offset=face_qp_offset,
+        face_qp_offset=face_qp_offset, surrogate_look=surrogate_look,
     )
     _, message, code = run_guarded(_check_args, args)
     if message:
@@ -169,9 +175,11 @@ def _check_batch(settings: BatchSettings) -> None:
 
 
 def _check_args(args: AnonymiseArgs) -> None:
-    from deidvid.methods import METHODS, WITH_STRENGTH
+    from deidvid.methods import METHODS, SURROGATE_LOOKS, WITH_STRENGTH
 
-    check_anonymise(args, tuple(METHODS), _max_strength() if args.strength is not None else None, WITH_STRENGTH)
+    check_anonymise(
+        args, tuple(METHODS), _max_strength() if args.strength is not None else None, WITH_STRENGTH, SURROGATE_LOOKS
+    )
 
 
 def _max_strength() -> float:
@@ -209,6 +217,7 @@ def _options(args: AnonymiseArgs, *, seed: int, any_roll: bool, lossless: bool, 
     )
     return AnonymiseOptions(
         method=args.method, device=dev, strength=None if args.strength is None else args.strength / 255.0, seed=seed,
+        surrogate_look=args.surrogate_look,
         finding=finding, clip_len=args.clip_len, overlap=args.overlap,
         fallback=args.fallback, fallback_seconds=args.fallback_seconds,
         crf=args.crf, lossless=lossless, copy_audio=copy_audio, identity_check=args.identity_check,

@@ -75,6 +75,7 @@ class AnonymiseArgs:
     identity_check: bool
     max_match_rate: float | None
     face_qp_offset: int | None = None
+    surrogate_look: str = "any"
 
 
 def check_anonymise(
@@ -82,14 +83,17 @@ def check_anonymise(
     methods: tuple[str, ...] | list[str],
     max_strength: float | None = None,
     strength_methods: tuple[str, ...] = ("ae",),
+    surrogate_looks: tuple[str, ...] = ("any", "same"),
 ) -> None:
     """Raise UsageError for the first option that is out of range.
 
     ``methods``: the registry's names; ``max_strength``: the autoencoder's largest strength
     in [0, 1] units, needed only with ``--strength`` (passed in: this module imports nothing
-    heavy); ``strength_methods``: the methods ``--strength`` applies to.
+    heavy); ``strength_methods``: the methods ``--strength`` applies to; ``surrogate_looks``:
+    the values of ``--surrogate-look``.
     """
     check_choice(args.method, "--method", list(methods))
+    check_choice(args.surrogate_look, "--surrogate-look", surrogate_looks)
     check_choice(args.device, "--device", DEVICES)
     check_choice(args.fallback, "--fallback", FALLBACKS)
     # 0 or less turned the lost-face count off, so --strict passed videos with lost faces:

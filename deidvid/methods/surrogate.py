@@ -32,15 +32,18 @@ if TYPE_CHECKING:
 
 
 class SurrogateFace(Method):
-    """See the module docstring. ``seed`` makes the surrogate choice reproducible."""
+    """See the module docstring. ``seed`` makes the surrogate choice reproducible; ``look``:
+    ``any`` (of either look, the farthest from the person) or ``same`` (of the person's
+    apparent look, :mod:`deidvid.surrogate.choose`)."""
 
     name = "surrogate"
     paste_mode = PasteMode.REPLACE
     interpolation = cv2.INTER_LINEAR
 
-    def __init__(self, device: str = "cpu", seed: int = 0) -> None:
+    def __init__(self, device: str = "cpu", seed: int = 0, look: str = "any") -> None:
         self.device = device
         self.seed = seed
+        self.look = look
         self.bank = [render.PreparedSurrogate.of(s) for s in load_bank()]
         self.probe = load_presentation_probe()
         self._observer: MeshObserver | None = None
@@ -112,7 +115,8 @@ class SurrogateFace(Method):
             rendered = [self.draw(k, mesh, f, crop, box) for (f, _, _), crop, box in zip(samples, crops, boxes)]
             return choose.identity_ratio(originals, embed(rendered), thresholds)
 
-        return choose.choose_surrogate(surrogates, tone, apparent, score, self.seed, track_id)
+        wanted = apparent if self.look == "same" else None
+        return choose.choose_surrogate(surrogates, tone, wanted, score, self.seed, track_id)
 
     def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box: CropBox) -> np.ndarray:
         """Surrogate ``index`` in frame ``frame_index`` over ``crop (S, S, 3)`` (0..255) of ``box``."""

@@ -53,26 +53,33 @@ class Variant:
     method: str
     keep_pulse: bool | None = None
     face_qp_offset: int | None = None
+    surrogate_look: str | None = None
 
     def cli_flags(self) -> list[str]:
         """The ``deidvid anonymise`` flags that select this variant (besides ``--method``)."""
         flags = [] if self.keep_pulse is None else ["--keep-pulse" if self.keep_pulse else "--no-keep-pulse"]
-        return flags + ([] if self.face_qp_offset is None else ["--face-qp-offset", str(self.face_qp_offset)])
+        flags += [] if self.face_qp_offset is None else ["--face-qp-offset", str(self.face_qp_offset)]
+        return flags + ([] if self.surrogate_look is None else ["--surrogate-look", self.surrogate_look])
 
 
 def parse_variant(variant: str) -> Variant:
-    """``METHOD[:keep-pulse|:no-keep-pulse][:qpN]``: ``blur:no-keep-pulse`` -> ``Variant("blur", False)``,
-    ``blur:qp20`` -> ``Variant("blur", face_qp_offset=20)``; ValueError on an unknown flag."""
+    """``METHOD[:keep-pulse|:no-keep-pulse][:qpN][:same-look|:any-look]``: ``blur:no-keep-pulse`` ->
+    ``Variant("blur", False)``, ``blur:qp20`` -> ``Variant("blur", face_qp_offset=20)``,
+    ``surrogate:same-look`` -> ``Variant("surrogate", surrogate_look="same")``; ValueError on an unknown flag."""
     method, *flags = variant.split(":")
-    keep, offset = None, None
+    keep, offset, look = None, None, None
     for flag in flags:
         if flag in ("keep-pulse", "no-keep-pulse") and keep is None:
             keep = flag == "keep-pulse"
         elif flag.startswith("qp") and flag[2:].isdigit() and int(flag[2:]) <= 51 and offset is None:
             offset = int(flag[2:])
+        elif flag in ("same-look", "any-look") and look is None:
+            look = flag.removesuffix("-look")
         else:
-            raise ValueError(f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse | qpN, N 0-51)")
-    return Variant(method, keep, offset)
+            raise ValueError(
+                f"unknown variant flag '{flag}' in '{variant}' (keep-pulse | no-keep-pulse | qpN, N 0-51 | same-look | any-look)"
+            )
+    return Variant(method, keep, offset, look)
 
 
 def _pulse_columns(row: dict[str, Any], face: dict[str, Any], method: str, prefix: str) -> None:
@@ -279,6 +286,7 @@ def evaluate(
                     options = AnonymiseOptions(
                         method=method, device=device, keep_pulse=chosen.keep_pulse, identity_check=False,
                         face_qp_offset=chosen.face_qp_offset,
+                        **({} if chosen.surrogate_look is None else {"surrogate_look": chosen.surrogate_look}),
                         strength=None if strength is None or method != "ae" else strength / 255,
                     )
                     anonymise_video(src, deid, options)

@@ -38,6 +38,7 @@ def test_the_defaults_pass() -> None:
     check(threshold=THRESHOLD_RANGE[1])
     check(fallback="none", fallback_seconds=0.5)
     check(method="ae", strength=4.0)
+    check(surrogate_look="same")
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_the_defaults_pass() -> None:
         {"detector_max_side": 32}, {"max_match_rate": 1.5}, {"max_match_rate": math.nan},
         {"max_match_rate": 0.1, "identity_check": False}, {"method": "ae", "strength": math.nan},
         {"method": "ae", "strength": math.inf}, {"strength": 4.0}, {"method": "nope"}, {"device": "tpu"},
-        {"fallback": "pixelate"},
+        {"fallback": "pixelate"}, {"surrogate_look": "female"},
     ],
 )
 def test_out_of_range_options_are_usage_errors(changes: dict) -> None:

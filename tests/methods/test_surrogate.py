@@ -57,6 +57,15 @@ def test_the_face_is_replaced_by_one_that_is_found_but_not_recognised(source, tm
     assert sum(_haar_faces(f) > 0 for f in out[::4]) >= 0.8 * len(out[::4])  # an independent detector too
 
 
+def test_the_same_look_keeps_the_persons_apparent_presentation(source, tmp_path, monkeypatch):
+    method = build_method("surrogate", surrogate_look="same")
+    report, _ = _run(source, tmp_path / "same.mkv", monkeypatch, method=method, identity_check=False, lossless=True)
+    (track,) = report.tracks
+    # The synthetic face's look, as the probe reads it, is kept: every surrogate of it scores past
+    # the recognisers' thresholds here, so no other look is drawn (deidvid.surrogate.choose).
+    assert track.method["surrogate_looks"] == track.method["apparent_presentation"]
+
+
 def test_the_seed_makes_the_choice_reproducible(source, tmp_path, monkeypatch):
     # Lossless: x264 may code the same frames differently from run to run under load (seen in CI
     # once, 4 levels apart); what must repeat is the choice and the frames drawn.

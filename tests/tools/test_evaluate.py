@@ -15,13 +15,14 @@ from deidvid.tools.evaluate import Variant, parse_variant
         ("blur:qp20", Variant("blur", face_qp_offset=20)),
         ("surrogate:no-keep-pulse:qp0", Variant("surrogate", keep_pulse=False, face_qp_offset=0)),
         ("blur:qp25:keep-pulse", Variant("blur", keep_pulse=True, face_qp_offset=25)),
+        ("surrogate:same-look", Variant("surrogate", surrogate_look="same")),
     ],
 )
 def test_parse_variant(text, expected):
     assert parse_variant(text) == expected
 
 
-@pytest.mark.parametrize("text", ["blur:", "blur:qp", "blur:qp-3", "blur:qp52", "blur:qpx", "blur:fast", "blur:qp1:qp2", "blur:keep-pulse:no-keep-pulse"])
+@pytest.mark.parametrize("text", ["blur:", "blur:qp", "blur:qp-3", "blur:qp52", "blur:qpx", "blur:fast", "blur:qp1:qp2", "blur:keep-pulse:no-keep-pulse", "surrogate:same-look:any-look", "surrogate:female-look"])
 def test_parse_variant_rejects_unknown_or_repeated_flags(text):
     with pytest.raises(ValueError, match="unknown variant flag"):
         parse_variant(text)
