@@ -150,6 +150,9 @@ def summary_row(report: dict[str, Any], method: str, video: str) -> dict[str, An
     flicker = (face.get("temporal") or {}).get("flicker_ratio")
     if flicker is not None:
         row["flicker_ratio"] = flicker
+    decided = (report.get("anonymise_tracks") or [None])[0]
+    if decided and decided.get("surrogate") is not None:
+        row["surrogate_drawn"] = f"{decided['surrogate']} {decided['surrogate_looks']} ({decided['apparent_presentation']})"
     return row
 
 
@@ -173,6 +176,7 @@ COLUMNS = (
     ("physnet_dhr_whole_bpm", "PhysNet dHR whole"), ("physnet_found", "PhysNet finds pulse"),
     ("face_psnr_db", "face PSNR dB"), ("face_ssim", "face SSIM"), ("detected", "detected"),
     ("haar_detected", "Haar detected"), ("expression_r", "dlib expression r (min)"), ("mesh_expression_r", "mesh mouth/eyes r (min)"), ("gaze_r", "gaze x/y r (min)"), ("flicker_ratio", "flicker ratio"),
+    ("surrogate_drawn", "surrogate drawn: look (person's)"),
 )  # fmt: skip
 
 
@@ -185,6 +189,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             value = r.get(key)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 cells.append("-")
+            elif isinstance(value, str):
+                cells.append(value)
             elif key.startswith("match_"):
                 distance = r.get("distance_" + key[-1])
                 cells.append(f"{value:.2f}" + (f" ({distance:.2f})" if distance is not None else ""))
@@ -280,6 +286,7 @@ def evaluate(
             tag = variant if strength is None or method != "ae" else f"{variant}{strength:g}"
             deid, report_path = out / f"{name}.{tag}.mp4", out / f"{name}.{tag}.json"
             if not (reuse and report_path.exists()):
+                anonymised = None
                 if method == REENCODE:
                     reencode(src, deid)
                 else:
@@ -289,11 +296,13 @@ def evaluate(
                         **({} if chosen.surrogate_look is None else {"surrogate_look": chosen.surrogate_look}),
                         strength=None if strength is None or method != "ae" else strength / 255,
                     )
-                    anonymise_video(src, deid, options)
+                    anonymised = anonymise_video(src, deid, options)
                 verify_options = VerifyOptions(device=device, recognisers=recognisers, ppg=ppg)
                 if analysis is None:
                     analysis = analyse_video(src, verify_options.finding, device)
                 report = verify_videos(src, deid, verify_options, analysis=analysis).to_dict()
+                # what the method decided per track (e.g. the surrogate drawn), from anonymise's report
+                report["anonymise_tracks"] = [] if anonymised is None else [t.method for t in anonymised.tracks]
                 tmp = report_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(report, indent=1))
                 os.replace(tmp, report_path)

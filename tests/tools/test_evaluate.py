@@ -42,3 +42,18 @@ def test_evaluate_fails_when_no_video_is_there(tmp_path):
     with pytest.raises(SystemExit, match="none of the videos"):
         evaluate(["blur"], tmp_path / "out", ("ubfc/subject99/vid.mp4",), data_root=tmp_path)
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_the_table_says_which_surrogate_was_drawn():
+    from deidvid.tools.evaluate import markdown_table, mean_rows, summary_row
+
+    report = {
+        "faces": [{"detection": {"rate_deidentified": 1.0}}],
+        "quality": {"face": {"psnr_mean": 20.0, "ssim_mean": 0.6}},
+        "anonymise_tracks": [{"surrogate": 13, "surrogate_looks": "female", "apparent_presentation": "male"}],
+    }
+    row = summary_row(report, "surrogate", "v1")
+    assert row["surrogate_drawn"] == "13 female (male)"
+    table = markdown_table([row, *mean_rows([row])])
+    assert "| 13 female (male) |" in table and "surrogate drawn" in table
+    assert "surrogate_drawn" not in summary_row({**report, "anonymise_tracks": [None]}, "blur", "v1")
