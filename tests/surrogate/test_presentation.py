@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -64,27 +62,6 @@ def test_cross_validated_accuracy_tells_signal_from_noise():
     assert abs(cross_validated_accuracy(x, coin) - 0.5) < 0.1
 
 
-def _apparent_in(video: Path, frames: int = 8) -> str | None:
-    """The bundled probe's reading of the largest face in every 15th of ``video``'s first frames."""
-    from deidvid.faces.detect import FaceDetector
-    from deidvid.faces.landmarks import LandmarkPredictor
-    from deidvid.io.decode import iter_frames, probe
-    from deidvid.measure.gallery import embed_image, largest_face_landmarks
-    from deidvid.recognise import load_embedder
-    from deidvid.surrogate.bank import load_presentation_probe
-
-    find = largest_face_landmarks(FaceDetector(), LandmarkPredictor())
-    recogniser = {"A": load_embedder("A")}
-    embeddings = []
-    for i, frame in enumerate(iter_frames(video, probe(video))):
-        if len(embeddings) == frames:
-            break
-        landmarks = find(frame.rgb) if i % 15 == 0 else None
-        if landmarks is not None:
-            embeddings.append(embed_image(recognisers=recogniser, image=frame.rgb, landmarks=landmarks)["A"])
-    return load_presentation_probe().apparent(np.stack(embeddings))
-
-
 @pytest.mark.parametrize(
     ("name", "expected"),
     [("videos/misc/WolfgangLanger_Pexels.mp4", FEMALE), ("videos/misc/single_face.mp4", MALE)],
@@ -94,4 +71,7 @@ def test_the_bundled_probe_reads_people_it_never_saw(name, expected):
     video = shared_data_dir() / name
     if not video.exists():
         pytest.skip(f"needs ../shared/data/{name}")
-    assert _apparent_in(video) == expected
+    from deidvid.surrogate.bank import load_presentation_probe
+    from deidvid.tools.apparent import largest_face_embeddings
+
+    assert load_presentation_probe().apparent(largest_face_embeddings(video)) == expected
