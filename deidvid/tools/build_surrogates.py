@@ -5,16 +5,17 @@
 
 (``pip install nomquamgender`` first: the first names' statistics, MIT, used only here.)
 
-One image per LFW person (the first of their first three that qualifies): detect, 68 landmarks, FaceMesh (twice: the second crop from
-the first mesh), split into pose and canonical shape, and keep near-frontal faces with a
-closed mouth and no strong glasses edges. Each kept face is unwrapped into the UV
-texture space (visible triangles only) with its mirror image. People are split by apparent
-presentation (female- or male-looking: the first name's statistics from the
-``nomquamgender`` package where they are clear, else a logistic probe of recogniser A's
-embedding fitted on those names, which is bundled for the choice at run time). Within each,
-people are binned by skin tone (ITA quantiles); each bin is cut into parts along recogniser
-A's main embedding axis (similar faces average sharper, and the surrogates of a tone differ)
-and each part starts from ``--people`` members drawn at random. A surrogate is the texel-wise mean of its
+One image per LFW person (the first of their first three that qualifies): detect, 68
+landmarks, FaceMesh (twice: the second crop from the first mesh), split into pose and
+canonical shape, and keep near-frontal faces with a closed mouth and no strong glasses
+edges. Each kept face is unwrapped into the UV texture space (visible triangles only) with
+its mirror image. People are split by apparent presentation (female- or male-looking: the
+first name's statistics from the ``nomquamgender`` package where they are clear, else a
+logistic probe of recogniser A's embedding fitted on those names, which is bundled for
+``--surrogate-look same``). Within each, people are binned by skin tone (ITA quantiles);
+each bin is cut into parts along recogniser A's main embedding axis (similar faces average
+sharper, and the surrogates of a tone differ) and each part starts from ``--people``
+members drawn at random. A surrogate is the texel-wise mean of its
 members' textures (inner mouth painted dark, unseen texels filled in) and the mean of
 their shapes. Then k-Same is checked, not assumed: the surrogate is rendered frontally,
 found again by the pipeline's own detector and landmarks, and compared with recognisers
