@@ -51,6 +51,7 @@ class SurrogateFace(Method):
         self.chosen: dict[int, int] = {}
         # track -> (apparent presentation, the probe's mean P(female-looking)) as the choice read it
         self.presentations: dict[int, tuple[str | None, float | None]] = {}
+        self.scores: dict[int, dict[int, float]] = {}  # track -> candidate -> its choice score
         self.covered: set[tuple[int, int]] = set()  # (track, frame) drawn as the blur cover
         # Per track, the last clip's drawn frames: frame -> (digest of the input crop, output).
         # Consecutive clips of a track overlap (16+ frames of 64), and a frame's crop is the
@@ -63,6 +64,7 @@ class SurrogateFace(Method):
         self.tracks.clear()
         self.chosen.clear()
         self.presentations.clear()
+        self.scores.clear()
         self.covered.clear()
         self._drawn.clear()
 
@@ -110,10 +112,12 @@ class SurrogateFace(Method):
         apparent = self.probe.apparent(originals["A"])
         self.presentations[track_id] = (apparent, float(self.probe.probability(originals["A"]).mean()))
         thresholds = {name: rec.threshold for name, rec in self.recognisers.items()}
+        scored = self.scores.setdefault(track_id, {})
 
         def score(k: int) -> float:
             rendered = [self.draw(k, mesh, f, crop, box) for (f, _, _), crop, box in zip(samples, crops, boxes)]
-            return choose.identity_ratio(originals, embed(rendered), thresholds)
+            scored[k] = choose.identity_ratio(originals, embed(rendered), thresholds)
+            return scored[k]
 
         wanted = apparent if self.look == "same" else None
         return choose.choose_surrogate(surrogates, tone, wanted, score, self.seed, track_id)
@@ -161,7 +165,9 @@ class SurrogateFace(Method):
 
     def track_summary(self, track_id: int) -> dict[str, object] | None:
         """The surrogate drawn on the track (its bank index and look; None: never meshed, all
-        blur cover) and the person's apparent presentation as the choice read it."""
+        blur cover), the person's apparent presentation as the choice read it, and every
+        candidate's score (distance from the person / threshold, the worse of recognisers A
+        and C; bank index -> score)."""
         chosen = self.chosen.get(track_id)
         apparent, probability = self.presentations.get(track_id, (None, None))
         return {
@@ -169,6 +175,7 @@ class SurrogateFace(Method):
             "surrogate_looks": None if chosen is None else self.bank[chosen].surrogate.presentation,
             "apparent_presentation": apparent,
             "female_looking_probability": None if probability is None else round(probability, 3),
+            "candidate_scores": {str(k): round(v, 4) for k, v in sorted(self.scores.get(track_id, {}).items())},
         }
 
     def warnings(self) -> list[str]:

@@ -12,6 +12,7 @@ from deidvid.anonymise.run import anonymise_video
 from deidvid.faces.detect import FaceDetector
 from deidvid.io.decode import iter_frames, probe
 from deidvid.methods import build_method
+from deidvid.surrogate.choose import NEAR_BEST
 from deidvid.testing.synthetic_video import make_face_video
 
 FACE = (slice(90, 150), slice(130, 190))  # the synthetic face's middle (320x240 frame)
@@ -48,6 +49,9 @@ def test_the_face_is_replaced_by_one_that_is_found_but_not_recognised(source, tm
     chosen = track.method  # what the choice decided, in the report
     assert chosen["surrogate"] is not None and chosen["apparent_presentation"] in ("female", "male")
     assert chosen["surrogate_looks"] in ("female", "male") and 0.0 <= chosen["female_looking_probability"] <= 1.0
+    scores = chosen["candidate_scores"]  # why this one: it scored best, or within the seed's ties
+    assert str(chosen["surrogate"]) in scores and len(scores) >= 2
+    assert scores[str(chosen["surrogate"])] >= max(scores.values()) - NEAR_BEST
     for name, scores in report.identity_check.items():
         assert scores["match_rate"] == 0.0, name  # A, B (never used for the choice) and C
     changed = np.abs(out[18][FACE].astype(float) - original[18][FACE]).mean()
