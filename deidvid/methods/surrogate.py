@@ -22,7 +22,7 @@ import numpy as np
 from deidvid.faces.geometry import CropBox, crop_box, cut_crop
 from deidvid.faces.iris import eye_widths
 from deidvid.methods.base import CropClip, Method, PasteMode
-from deidvid.surrogate import choose, render
+from deidvid.surrogate import choose, presentation, render
 from deidvid.surrogate.bank import load_bank, load_presentation_probe
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ class SurrogateFace(Method):
         self._observer: MeshObserver | None = None
         self.tracks: dict[int, FaceTrack] = {}
         self.chosen: dict[int, int] = {}
-        # track -> (apparent presentation, the probe's mean P(female-looking)) as the choice read it
-        self.presentations: dict[int, tuple[str | None, float | None]] = {}
+        # track -> the probe's mean P(female-looking) over the choice's frames
+        self.female_probability: dict[int, float] = {}
         self.scores: dict[int, dict[int, float]] = {}  # track -> candidate -> its choice score
         self.covered: set[tuple[int, int]] = set()  # (track, frame) drawn as the blur cover
         # Per track, the last clip's drawn frames: frame -> (digest of the input crop, output).
@@ -63,7 +63,7 @@ class SurrogateFace(Method):
             self._observer.start_video()
         self.tracks.clear()
         self.chosen.clear()
-        self.presentations.clear()
+        self.female_probability.clear()
         self.scores.clear()
         self.covered.clear()
         self._drawn.clear()
@@ -109,8 +109,7 @@ class SurrogateFace(Method):
             return embed_faces(self.recognisers, np.clip(np.stack(images), 0, 255).astype(np.uint8), np.stack(landmarks))
 
         originals = embed(crops)
-        apparent = self.probe.apparent(originals["A"])
-        self.presentations[track_id] = (apparent, float(self.probe.probability(originals["A"]).mean()))
+        probability = self.female_probability[track_id] = float(self.probe.probability(originals["A"]).mean())
         thresholds = {name: rec.threshold for name, rec in self.recognisers.items()}
         scored = self.scores.setdefault(track_id, {})
 
@@ -119,7 +118,7 @@ class SurrogateFace(Method):
             scored[k] = choose.identity_ratio(originals, embed(rendered), thresholds)
             return scored[k]
 
-        wanted = apparent if self.look == "same" else None
+        wanted = presentation.read_as(probability) if self.look == "same" else None
         return choose.choose_surrogate(surrogates, tone, wanted, score, self.seed, track_id)
 
     def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box: CropBox) -> np.ndarray:
@@ -169,11 +168,11 @@ class SurrogateFace(Method):
         candidate's score (distance from the person / threshold, the worse of recognisers A
         and C; bank index -> score)."""
         chosen = self.chosen.get(track_id)
-        apparent, probability = self.presentations.get(track_id, (None, None))
+        probability = self.female_probability.get(track_id)
         return {
             "surrogate": chosen,
             "surrogate_looks": None if chosen is None else self.bank[chosen].surrogate.presentation,
-            "apparent_presentation": apparent,
+            "apparent_presentation": None if probability is None else presentation.read_as(probability),
             "female_looking_probability": None if probability is None else round(probability, 3),
             "candidate_scores": {str(k): round(v, 4) for k, v in sorted(self.scores.get(track_id, {}).items())},
         }

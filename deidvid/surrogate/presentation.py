@@ -48,7 +48,12 @@ class PresentationProbe:
         """:data:`FEMALE` or :data:`MALE` by the frames' ``(N, D)`` mean probability; None without frames."""
         if len(embeddings) == 0:
             return None
-        return FEMALE if float(self.probability(embeddings).mean()) >= 0.5 else MALE
+        return read_as(float(self.probability(embeddings).mean()))
+
+
+def read_as(female_probability: float) -> str:
+    """The look a mean P(female-looking) reads as (at 0.5: see the module docstring)."""
+    return FEMALE if female_probability >= 0.5 else MALE
 
 
 def fit_probe(embeddings: np.ndarray, female: np.ndarray, l2: float = L2_PENALTY) -> PresentationProbe:

@@ -37,6 +37,7 @@ def largest_face_embeddings(video: Path, frames: int = 8, every: int = 15) -> np
 
 def main(argv: list[str] | None = None) -> int:
     from deidvid.surrogate.bank import load_presentation_probe
+    from deidvid.surrogate.presentation import read_as
 
     parser = argparse.ArgumentParser(prog="python -m deidvid.tools.apparent", description=__doc__.split("\n\n")[0])
     parser.add_argument("videos", nargs="+", type=Path)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {video} | 0 | - | - |")
             continue
         mean = float(probe.probability(embeddings).mean())
-        print(f"| {video} | {len(embeddings)} | {mean:.3f} | {probe.apparent(embeddings)} |")
+        print(f"| {video} | {len(embeddings)} | {mean:.3f} | {read_as(mean)} |")
     return 0
 
 

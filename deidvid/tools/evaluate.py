@@ -293,7 +293,7 @@ def evaluate(
                     options = AnonymiseOptions(
                         method=method, device=device, keep_pulse=chosen.keep_pulse, identity_check=False,
                         face_qp_offset=chosen.face_qp_offset,
-                        **({} if chosen.surrogate_look is None else {"surrogate_look": chosen.surrogate_look}),
+                        surrogate_look=chosen.surrogate_look or AnonymiseOptions.surrogate_look,
                         strength=None if strength is None or method != "ae" else strength / 255,
                     )
                     anonymised = anonymise_video(src, deid, options)
