@@ -5,7 +5,7 @@
 under-reports blinks) and the gaze, and a log-linear lighting fit of the skin in UV space.
 ``finish`` turns each track's observations into a :class:`MeshTrack`:
 gaps filled, the mesh smoothed in time, split into pose and canonical shape, the
-track's own neutral shape (the median) and a slowly varying lighting (smoothed over
+track's own neutral shape (the median over its most closed-mouthed frames) and a slowly varying lighting (smoothed over
 ``LIGHTING_SIGMA_S``: the pulse must not come from here but from the pulse transplant).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from deidvid.faces.canonical_mesh import load_canonical_mesh
 from deidvid.faces.iris import LOWER_LID, MESH_LOWER_LID, MESH_UPPER_LID, UPPER_LID, eye_crops, gaze
-from deidvid.faces.mesh import SquareCrop
+from deidvid.faces.mesh import MOUTH_GAP, SquareCrop
 from deidvid.surrogate import lighting, raster
 from deidvid.surrogate.shape import Pose, split_pose
 from deidvid.surrogate.uvspace import uv_space
@@ -30,6 +30,9 @@ POSE_SIGMA_FRAMES = 2.0  # the whole head's sub-pixel jitter is what flickers mo
 LIGHTING_SIGMA_S = 0.5
 LIGHTING_UV_SIZE = 64
 IDENTITY_SAMPLES = 6
+MOUTH_CLOSED_QUANTILE = 0.1  # the neutral: the track's frames with the most closed mouth (this fraction)
+MIN_NEUTRAL_FRAMES = 5
+NOSE_BASE = 2  # the canonical mesh's subnasale
 
 
 @dataclass
@@ -183,6 +186,34 @@ def _fill_gaps(frames: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.
     return out.reshape(len(frames), *values.shape[1:])
 
 
+def neutral_shape(shapes: np.ndarray) -> np.ndarray:
+    """The person's neutral ``(468, 3)`` from a track's canonical ``shapes (T, 468, 3)``.
+
+    Each part of the face at rest: the eyes and above as the median over all frames, the
+    mouth and jaw as the median over the frames where the mouth is most closed (the lowest
+    :data:`MOUTH_CLOSED_QUANTILE` of the inner-lip gap, at least :data:`MIN_NEUTRAL_FRAMES`),
+    blended between the lower eyelids and the base of the nose (:func:`mouth_weight`).
+
+    Expression is measured from it and drawn on the surrogate's closed-mouth neutral. Over
+    all frames, a talking person's median mouth is half open: the surrogate's mouth was
+    then closed at that opening, and its lips crossed over each other whenever the person
+    closed theirs (a third of a GRID clip's frames, by up to 4.5 % of the face width).
+    """
+    gap = shapes[:, MOUTH_GAP[0], 1] - shapes[:, MOUTH_GAP[1], 1]  # upper minus lower inner lip: y points up
+    closed = np.argsort(gap, kind="stable")[: max(int(np.ceil(MOUTH_CLOSED_QUANTILE * len(gap))), MIN_NEUTRAL_FRAMES)]
+    weight = mouth_weight()[:, None]
+    return (1.0 - weight) * np.median(shapes, axis=0) + weight * np.median(shapes[closed], axis=0)
+
+
+def mouth_weight() -> np.ndarray:
+    """Per vertex ``(468,)``: 1 at and below the base of the nose (what moves with the mouth
+    and jaw), 0 at and above the lower eyelids, linear in canonical height between."""
+    vertices = load_canonical_mesh().vertices
+    top = vertices[np.ravel(MESH_LOWER_LID), 1].min()
+    bottom = vertices[NOSE_BASE, 1]
+    return np.clip((top - vertices[:, 1]) / (top - bottom), 0.0, 1.0)
+
+
 def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.ndarray) -> MeshTrack:
     canonical = load_canonical_mesh()
     reference = canonical.vertices.astype(np.float64)
@@ -216,5 +247,5 @@ def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.
     # A frame far from any good observation is not trusted: the fill would be a guess.
     nearest_good = np.min(np.abs(frames[:, None] - np.array(good)[None]), axis=1)
     valid = near & wide & (nearest_good <= max(int(round(0.2 * fps)), 1))
-    neutral = np.median(shapes[valid] if valid.any() else shapes, axis=0)
+    neutral = neutral_shape(shapes[valid] if valid.any() else shapes)
     return MeshTrack(start, list(poses), shapes - neutral, light, valid, gazes)

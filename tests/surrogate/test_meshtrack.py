@@ -6,7 +6,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from deidvid.faces.canonical_mesh import load_canonical_mesh
-from deidvid.surrogate.meshtrack import MIN_FACE_PX, Observation, _mesh_track
+from deidvid.faces.iris import MESH_UPPER_LID
+from deidvid.surrogate.meshtrack import MIN_FACE_PX, Observation, _mesh_track, mouth_weight, neutral_shape
 from deidvid.surrogate.shape import Pose
 from deidvid.faces.mesh import MOUTH_GAP
 
@@ -35,12 +36,49 @@ def test_pose_expression_and_gaps():
     assert len(track) == 60 and track.valid.all()
     assert abs(track.poses[10].angles_deg()[0] - 10.0) < 0.5
     gap = track.expression[:, MOUTH_GAP[1], 1] - track.expression[:, MOUTH_GAP[0], 1]
-    # relative to the track's own neutral (the median: here the open mouth), the lip drops by 1 cm
-    assert abs((gap[50] - gap[5]) + 1.0) < 0.1 and abs(gap[50]) < 0.05
+    # relative to the track's own neutral (its most closed mouth, although open in most frames), the lip drops by 1 cm
+    assert abs(gap[5]) < 0.05 and abs(gap[50] + 1.0) < 0.1
     np.testing.assert_allclose(track.shape_at(50, np.zeros((468, 3)))[:, :2].mean(axis=0), [370.0, 240.0], atol=3.0)
     # the gaze is kept per frame, the gap filled along the sweep
     np.testing.assert_allclose(track.gaze[3:-3, 0, 0], 0.004 * np.arange(3, 57) - 0.1, atol=1e-3)  # ends: smoothing
     np.testing.assert_allclose(track.gaze[:, :, 2], 0.2, atol=1e-9)
+
+
+def _inner_lip_gap(shapes: np.ndarray) -> np.ndarray:
+    return shapes[..., MOUTH_GAP[0], 1] - shapes[..., MOUTH_GAP[1], 1]  # canonical y points up
+
+
+def test_the_neutral_mouth_is_the_most_closed_so_drawn_lips_never_cross():
+    """A talking mouth, open by a varying amount in most frames, drawn on a closed-mouth
+    surrogate (here the canonical face): the drawn mouth opens as the person's does and is
+    shut when theirs is; from the median shape its lips crossed whenever the person's shut."""
+    base = load_canonical_mesh().vertices.astype(np.float64)
+    frames = np.arange(90)
+    drop = np.where(frames % 5 == 0, 0.0, 1.0 + 0.5 * np.sin(frames / 3.0))  # cm: shut in a fifth of the frames
+    shapes = np.repeat(base[None], 90, axis=0)
+    shapes[:, MOUTH_GAP[1], 1] -= drop
+    drawn = base + (shapes - neutral_shape(shapes))
+    np.testing.assert_allclose(_inner_lip_gap(drawn) - _inner_lip_gap(base), drop, atol=1e-9)
+    from_median = base + (shapes - np.median(shapes, axis=0))
+    assert (_inner_lip_gap(from_median) < 0).mean() >= 0.2
+
+
+def test_the_eyes_neutral_is_their_usual_state_whatever_the_mouth_does():
+    """Someone who blinks or looks down in the pauses between words: the frames with the
+    closed mouth would give half-closed eyes as the neutral, and every open-eyed frame would
+    then be drawn wide open. The eyes' neutral is the median over all frames."""
+    base = load_canonical_mesh().vertices.astype(np.float64)
+    frames = np.arange(90)
+    paused = frames % 5 == 0
+    shapes = np.repeat(base[None], 90, axis=0)
+    shapes[~paused, MOUTH_GAP[1], 1] -= 1.0
+    upper_lids = list(np.ravel(MESH_UPPER_LID))
+    shapes[np.ix_(paused, upper_lids, [1])] -= 0.3  # the lids droop in the pauses
+    neutral = neutral_shape(shapes)
+    np.testing.assert_allclose(neutral[upper_lids], base[upper_lids], atol=1e-9)
+    np.testing.assert_allclose(neutral[MOUTH_GAP[1]], base[MOUTH_GAP[1]], atol=1e-9)
+    weight = mouth_weight()
+    assert weight[MOUTH_GAP[1]] == 1.0 and weight[upper_lids].max() == 0.0 and np.all((weight >= 0) & (weight <= 1))
 
 
 def test_lighting_is_smoothed_out_of_the_pulse_band():
