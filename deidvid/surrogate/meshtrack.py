@@ -3,10 +3,11 @@
 :class:`MeshObserver` watches the original frames as pass 1 finds faces: FaceMesh
 (its crop placed by the frame's dlib landmarks), Iris for the eyelids (FaceMesh alone
 under-reports blinks) and the gaze, and a log-linear lighting fit of the skin in UV space.
-``finish`` turns each track's observations into a :class:`MeshTrack`:
-gaps filled, the mesh smoothed in time, split into pose and canonical shape, the
-track's own neutral shape (the median over its most closed-mouthed frames) and a slowly varying lighting (smoothed over
-``LIGHTING_SIGMA_S``: the pulse must not come from here but from the pulse transplant).
+``finish`` turns each track's observations into a :class:`MeshTrack`: gaps filled, the
+mesh smoothed in time (not the eyelids: blinks are fast), split into pose and canonical
+shape, the person's neutral shape (:func:`neutral_shape`: each part at rest) and a slowly
+varying lighting (smoothed over ``LIGHTING_SIGMA_S``: the pulse must not come from here
+but from the pulse transplant).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MIN_MESH_SCORE = 0.5
 MIN_FACE_PX = 40  # smaller faces are covered by the fallback (too few pixels for a mesh)
 MAX_YAW_DEG = 55.0  # beyond this the far half of the face is unseen: covered by the fallback
 MESH_SIGMA_FRAMES = 1.0
+LID_SIGMA_FRAMES = 0.0  # a blink lasts a few frames: smoothing made it shallower (Iris's lids are steady enough)
 POSE_SIGMA_FRAMES = 2.0  # the whole head's sub-pixel jitter is what flickers most; blinks live in the shape
 LIGHTING_SIGMA_S = 0.5
 LIGHTING_UV_SIZE = 64
@@ -214,6 +216,12 @@ def mouth_weight() -> np.ndarray:
     return np.clip((top - vertices[:, 1]) / (top - bottom), 0.0, 1.0)
 
 
+def _moving_lid_ids() -> list[int]:
+    """The eyelids' mesh vertices but the eye corners (which place the head's pose)."""
+    corners = {lower[0] for lower in MESH_LOWER_LID} | {lower[-1] for lower in MESH_LOWER_LID}
+    return sorted(set(np.ravel(MESH_LOWER_LID).tolist() + np.ravel(MESH_UPPER_LID).tolist()) - corners)
+
+
 def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.ndarray) -> MeshTrack:
     canonical = load_canonical_mesh()
     reference = canonical.vertices.astype(np.float64)
@@ -227,8 +235,10 @@ def _mesh_track(start: int, end: int, seen: dict[int, Observation], times_s: np.
             start, [Pose(np.eye(3), 1.0, np.zeros(3))] * len(frames), empty, np.zeros((len(frames), 3, 3)),
             np.zeros(len(frames), bool), np.zeros((len(frames), 2, 3)),
         )
-    points = _fill_gaps(frames, np.array(good), np.stack([seen[f].points for f in good]).astype(np.float64))
-    points = _gaussian_smooth(points, MESH_SIGMA_FRAMES)
+    observed = _fill_gaps(frames, np.array(good), np.stack([seen[f].points for f in good]).astype(np.float64))
+    points = _gaussian_smooth(observed, MESH_SIGMA_FRAMES)
+    lids = _moving_lid_ids()
+    points[:, lids] = _gaussian_smooth(observed[:, lids], LID_SIGMA_FRAMES)
     gazes = _fill_gaps(frames, np.array(good), np.stack([seen[f].gaze for f in good]).astype(np.float64))
     gazes = _gaussian_smooth(gazes, MESH_SIGMA_FRAMES)
     lit = [f for f in good if seen[f].lighting is not None]

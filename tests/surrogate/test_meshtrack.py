@@ -81,6 +81,23 @@ def test_the_eyes_neutral_is_their_usual_state_whatever_the_mouth_does():
     assert weight[MOUTH_GAP[1]] == 1.0 and weight[upper_lids].max() == 0.0 and np.all((weight >= 0) & (weight <= 1))
 
 
+def test_a_blink_keeps_its_depth_while_the_rest_of_the_mesh_is_smoothed():
+    """A one-frame blink: the lids close fully in the track's expression (smoothing the lids
+    like the rest made it a shallow, longer half-blink); a one-frame twitch of the brows is
+    smoothed."""
+    seen = _observations(40, yaw_deg=0.0, open_from=40)
+    blink, upper_lids, brow = 20, list(np.ravel(MESH_UPPER_LID)[1:-1]), 105
+    lowered = seen[blink].points.copy()
+    lowered[upper_lids, 1] += 12.0 * 0.5  # the upper lids drop 0.5 cm (image y points down; scale 12 px/cm)
+    lowered[brow, 1] += 12.0 * 0.5
+    seen[blink] = Observation(lowered, 0.99, seen[blink].lighting, seen[blink].gaze)
+    track = _mesh_track(0, 40, seen, np.arange(40) / FPS)
+    drop = -track.expression[:, :, 1]  # canonical y points up
+    np.testing.assert_allclose(drop[blink, upper_lids], 0.5, atol=0.02)
+    np.testing.assert_allclose(drop[blink + 1, upper_lids], 0.0, atol=0.02)
+    assert drop[blink, brow] < 0.3 and drop[blink + 1, brow] > 0.1
+
+
 def test_lighting_is_smoothed_out_of_the_pulse_band():
     track = _mesh_track(0, 90, _observations(90), np.arange(90) / FPS)
     ripple = track.lighting[15:75, 0, 0] - 5.0
