@@ -26,7 +26,7 @@ from deidvid.anonymise.options import PULSE_FACE_QP_OFFSET, AnonymiseOptions
 from deidvid.anonymise.paste import paste_face
 from deidvid.anonymise.report import StreamReport, TrackReport, VideoReport
 from deidvid.faces.find import Analysis, Progress, find_faces
-from deidvid.faces.geometry import CROP_SIZE, CropBox, frame_window
+from deidvid.faces.geometry import CropBox, frame_window
 from deidvid.io.decode import DEEP_SCALE, Frame, VideoInfo, probe
 from deidvid.io.encode import VideoWriter, format_notes
 from deidvid.io.regions import Region
@@ -153,7 +153,7 @@ def skin_region(landmarks: np.ndarray, box: CropBox) -> Region:
     Coding only this part finer keeps the pulse at a smaller cost than the whole pasted face:
     the 7 pulse videos, 30 s of blur: files 0.83x as large, POS r 10 s 0.943 against 0.944 (README).
     """
-    margin = int(np.ceil(2 * box.side / CROP_SIZE)) + 1
+    margin = int(np.ceil(2 / box.scale)) + 1
     x0, y0, x1, y1 = skin_box(landmarks)
     left, top = int(np.floor(x0)) - margin, int(np.floor(y0)) - margin
     right, bottom = int(np.ceil(x1)) + margin + 1, int(np.ceil(y1)) + margin + 1
@@ -258,6 +258,8 @@ def find_stream_faces(
     analysis = find_faces(
         info.path, info, opts.finding, models.detector, models.landmarker, timer, progress, [observer] if observer else []
     )
+    if method.crop_margin:
+        analysis.tracks = [replace(t, crop_margin=method.crop_margin) for t in analysis.tracks]
     pulse = None
     if keep_pulse:
         from deidvid.pulse.stage import PulseTransplant

@@ -33,12 +33,15 @@ class FaceTrack:
         start: index of the first frame.
         landmarks: ``(L, 68, 2)`` smoothed landmarks for frames ``start .. start+L-1``.
         observed: ``(L,)`` bool, False where the landmarks were interpolated over a gap.
+        crop_margin: context around the paper's tight crop box (:func:`crop_box`), as the
+            method that processes the track asks (``Method.crop_margin``).
     """
 
     track_id: int
     start: int
     landmarks: np.ndarray
     observed: np.ndarray
+    crop_margin: float = 0.0
 
     @property
     def end(self) -> int:
@@ -54,8 +57,9 @@ class FaceTrack:
     @cached_property
     def boxes(self) -> list[CropBox]:
         """Per frame, the crop box the pipeline cuts and pastes: :func:`crop_box` of the
-        landmarks, held steady over their rounding jitter (:func:`steady_boxes`)."""
-        return steady_boxes([crop_box(lm) for lm in self.landmarks])
+        landmarks (with the track's ``crop_margin``), held steady over their rounding jitter
+        (:func:`steady_boxes`)."""
+        return steady_boxes([crop_box(lm, self.crop_margin) for lm in self.landmarks])
 
     def box_at(self, frame_index: int) -> CropBox:
         return self.boxes[frame_index - self.start]

@@ -1,6 +1,7 @@
 """The method contract: what a de-identification method is to the pipeline.
 
-A method turns 128x128 face clips into de-identified clips. It says how its output
+A method turns face clips (128x128, the paper's tight crops; larger when the method asks
+for context around the face with ``crop_margin``) into de-identified clips. It says how its output
 is pasted back (``PasteMode``), may keep state per face track (``start_track`` is
 called before a track's first clip, so a method can keep one choice per person for
 the whole track), may watch every original face frame in pass 1 (``observer``), and
@@ -32,7 +33,8 @@ class PasteMode(enum.Enum):
 
 @dataclass(frozen=True)
 class CropClip:
-    """Consecutive 128x128 crops of one face track, as a method receives them.
+    """Consecutive square crops of one face track, as a method receives them (128 px, or
+    :func:`deidvid.faces.geometry.crop_size` of the method's ``crop_margin``).
 
     Attributes:
         frames: ``(T, S, S, 3)`` float32 RGB in [0, 1].
@@ -74,12 +76,17 @@ class Method(ABC):
             says otherwise. True for every bundled method: it restores the pulse where the
             method replaced the skin's pixels and, measured on the 7 pulse videos, still
             improves the residual autoencoder's (README, pulse transplant).
+        crop_margin: context around the paper's tight face box, as a fraction of its side
+            (:func:`deidvid.faces.geometry.crop_box`): 0 gives the paper's crops; a method
+            that redraws the face's outline wants room for the pasted face to fade out
+            inside the crop rather than along its straight edges.
     """
 
     name: str = ""
     paste_mode: PasteMode = PasteMode.REPLACE
     interpolation: int = cv2.INTER_LINEAR
     keeps_pulse_by_default: bool = True
+    crop_margin: float = 0.0
 
     def start_video(self) -> None:  # noqa: B027 - optional hook
         """Called before pass 1 of each video (each video stream): forget the last one's

@@ -1,8 +1,8 @@
 """Two methods in a row: the second runs on the first's output clips (e.g. ``surrogate+ae``:
 the residual autoencoder's adversarial perturbation on top of a surrogate face).
 
-The first method decides how the result is pasted and whether it replaces the original's
-pixels (the second only perturbs what the first drew); both see every hook of the
+The first method decides how the result is pasted, the crops' margin and whether it
+replaces the original's pixels (the second only perturbs what the first drew); both see every hook of the
 contract, the first before the second.
 """
 
@@ -29,6 +29,7 @@ class Composed(Method):
         self.paste_mode = first.paste_mode
         self.interpolation = first.interpolation
         self.keeps_pulse_by_default = first.keeps_pulse_by_default
+        self.crop_margin = first.crop_margin
 
     def start_video(self) -> None:
         self.first.start_video()

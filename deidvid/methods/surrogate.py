@@ -39,6 +39,9 @@ class SurrogateFace(Method):
     name = "surrogate"
     paste_mode = PasteMode.REPLACE
     interpolation = cv2.INTER_LINEAR
+    # The surrogate changes the face's outline: with room around the tight box the pasted
+    # face fades out inside the crop, not along its straight top and sides (README, session 23).
+    crop_margin = 0.375
 
     def __init__(self, device: str = "cpu", seed: int = 0, look: str = "any") -> None:
         self.device = device
@@ -99,7 +102,7 @@ class SurrogateFace(Method):
             return choose.tone_candidates(surrogates, tone)[0]
         crops, boxes, landmarks = [], [], []
         for _, rgb, lm in samples:
-            box = crop_box(lm)
+            box = crop_box(lm, self.crop_margin)
             crops.append(cut_crop(rgb, box).astype(np.float32))
             boxes.append(box)
             landmarks.append(box.to_crop(lm))

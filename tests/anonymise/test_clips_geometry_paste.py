@@ -6,7 +6,8 @@ from deidvid.methods import Method, PasteMode, build_method
 from deidvid.methods.blur import GaussianBlur
 from deidvid.methods.pixelate import Pixelate
 from deidvid.anonymise.clips import crossfade_weights, plan_clips
-from deidvid.faces.geometry import CROP_SIZE, CropBox, crop_box, cut_crop, face_mask, frame_window
+from deidvid.methods.surrogate import SurrogateFace
+from deidvid.faces.geometry import CROP_SIZE, CropBox, crop_box, crop_size, cut_crop, face_mask, frame_window
 from deidvid.anonymise.paste import paste_replace, paste_residual
 
 
@@ -87,6 +88,30 @@ def test_face_mask_covers_the_landmark_hull_and_fades_out(astronaut_landmarks):
     assert mask[pts[:, 1], pts[:, 0]].min() > 0.95
     assert mask[0].max() < 0.2 and mask[-1].max() < 0.2
 
+
+
+def test_a_box_with_a_margin_keeps_the_face_size_and_the_mask_fades_inside_it(astronaut_landmarks):
+    """A method asking for context (``crop_margin``, here the surrogate's) gets a larger square about the same centre
+    whose crop keeps the face at the paper's 128 px; the face mask then fades out inside the
+    crop, where on the tight crop it is cut by the crop's straight edges."""
+    lm = astronaut_landmarks
+    tight, wide = crop_box(lm), crop_box(lm, SurrogateFace.crop_margin)
+    assert (tight.size, wide.size) == (CROP_SIZE, crop_size(SurrogateFace.crop_margin)) == (128, 176)
+    assert abs(wide.side - 1.375 * tight.side) <= 1
+    assert abs((wide.x0 + wide.side / 2) - (tight.x0 + tight.side / 2)) <= 1
+    assert abs(wide.scale * tight.side - CROP_SIZE) < 1.0
+    assert cut_crop(np.zeros((400, 400, 3), np.uint8), wide).shape == (176, 176, 3)
+    band = 4  # crop pixels along every edge: the ramp that cuts a mask still high there (face_mask edge)
+
+    def border(mask: np.ndarray) -> float:
+        return float(max(mask[:band].max(), mask[-band:].max(), mask[:, :band].max(), mask[:, -band:].max()))
+
+    tight_mask, wide_mask = face_mask(lm, tight), face_mask(lm, wide)
+    assert wide_mask.shape == (176, 176)
+    assert border(tight_mask) > 0.5 and border(wide_mask) < 0.05
+    pts = np.round(wide.to_crop(lm)).astype(int)
+    assert wide_mask[pts[:, 1], pts[:, 0]].min() > 0.95  # every landmark covered
+    assert crop_size(0.3) % 16 == 0 and crop_size(0.0) == CROP_SIZE
 
 def test_blur_matches_opencv_reference_and_removes_detail():
     rng = np.random.default_rng(0)

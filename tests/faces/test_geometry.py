@@ -50,3 +50,8 @@ def test_every_steady_box_holds_its_own_within_the_slack():
     assert len(steady) == len(own)
     assert all(_holds(s, o) and _slack(s, o) <= BOX_SLACK_PX for s, o in zip(steady, own))
     assert steady_boxes(own, slack=0) == own  # no slack: every frame its own box
+
+
+def test_steady_boxes_keep_the_crop_size_of_a_box_with_a_margin():
+    boxes = [CropBox(100 + (i % 2), 50, 120 + (i % 3), 160) for i in range(10)]
+    assert {b.size for b in steady_boxes(boxes)} == {160}

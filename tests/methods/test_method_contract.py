@@ -86,3 +86,37 @@ def test_start_video_forgets_the_last_videos_tracks(tmp_path):
     method.start_video()
     assert not (method.tracks or method.chosen or method.covered)
     assert not (method.observer().samples or method.observer().tracks or method.observer().observations)
+
+
+class _WideGreyFace(_GreyFace):
+    """The grey face, with context around the tight box; records the crops it is given."""
+
+    name = "wide-grey"
+    crop_margin = 0.375
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crop_shapes: set[tuple[int, ...]] = set()
+        self.face_extents: list[float] = []
+
+    def run(self, clips: list[CropClip]) -> list[np.ndarray]:
+        for c in clips:
+            self.crop_shapes.add(c.frames.shape[1:])
+            self.face_extents += [float(np.ptp(lm, axis=0).max()) for lm in c.landmarks]
+        return super().run(clips)
+
+
+def test_a_method_with_a_crop_margin_gets_larger_crops_with_the_face_at_its_usual_size(tmp_path, monkeypatch):
+    from deidvid.faces.geometry import CROP_SIZE, crop_size
+
+    src = make_face_video(tmp_path / "in.mp4", n_frames=24, audio=False)
+    method = _WideGreyFace()
+    monkeypatch.setattr(PipelineModels, "method", method)
+    opts = AnonymiseOptions(method="wide-grey", identity_check=False, keep_pulse=False, lossless=True, clip_len=16, overlap=4)
+    anonymise_video(src, tmp_path / "out.mp4", opts)
+    assert method.crop_shapes == {(crop_size(0.375), crop_size(0.375), 3)} == {(176, 176, 3)}
+    # the 68 landmarks span what they span in the paper's tight crop (the forehead band adds the rest)
+    assert 0.6 * CROP_SIZE < np.median(method.face_extents) < CROP_SIZE
+    out = [f.rgb for f in iter_frames(tmp_path / "out.mp4", probe(tmp_path / "out.mp4"))]
+    centre = out[12][110:130, 150:170].reshape(-1, 3)
+    assert np.abs(centre.astype(float) - 0.25 * 255).max() <= 2
