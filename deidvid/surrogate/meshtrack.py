@@ -201,10 +201,16 @@ def neutral_shape(shapes: np.ndarray) -> np.ndarray:
     then closed at that opening, and its lips crossed over each other whenever the person
     closed theirs (a third of a GRID clip's frames, by up to 4.5 % of the face width).
     """
-    gap = shapes[:, MOUTH_GAP[0], 1] - shapes[:, MOUTH_GAP[1], 1]  # upper minus lower inner lip: y points up
+    gap = inner_lip_gap(shapes)
     closed = np.argsort(gap, kind="stable")[: max(int(np.ceil(MOUTH_CLOSED_QUANTILE * len(gap))), MIN_NEUTRAL_FRAMES)]
     weight = mouth_weight()[:, None]
     return (1.0 - weight) * np.median(shapes, axis=0) + weight * np.median(shapes[closed], axis=0)
+
+
+def inner_lip_gap(shapes: np.ndarray) -> np.ndarray:
+    """Upper minus lower inner lip on the midline of canonical ``shapes (..., 468, 3)`` (cm;
+    canonical y points up, so lips that cross give a negative gap): ``(...)``."""
+    return shapes[..., MOUTH_GAP[0], 1] - shapes[..., MOUTH_GAP[1], 1]
 
 
 def mouth_weight() -> np.ndarray:

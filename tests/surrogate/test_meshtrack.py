@@ -7,7 +7,9 @@ from scipy.spatial.transform import Rotation
 
 from deidvid.faces.canonical_mesh import load_canonical_mesh
 from deidvid.faces.iris import MESH_UPPER_LID
-from deidvid.surrogate.meshtrack import MIN_FACE_PX, Observation, _mesh_track, mouth_weight, neutral_shape
+from deidvid.surrogate.meshtrack import (
+    MIN_FACE_PX, Observation, _mesh_track, inner_lip_gap, mouth_weight, neutral_shape,
+)
 from deidvid.surrogate.shape import Pose
 from deidvid.faces.mesh import MOUTH_GAP
 
@@ -44,10 +46,6 @@ def test_pose_expression_and_gaps():
     np.testing.assert_allclose(track.gaze[:, :, 2], 0.2, atol=1e-9)
 
 
-def _inner_lip_gap(shapes: np.ndarray) -> np.ndarray:
-    return shapes[..., MOUTH_GAP[0], 1] - shapes[..., MOUTH_GAP[1], 1]  # canonical y points up
-
-
 def test_the_neutral_mouth_is_the_most_closed_so_drawn_lips_never_cross():
     """A talking mouth, open by a varying amount in most frames, drawn on a closed-mouth
     surrogate (here the canonical face): the drawn mouth opens as the person's does and is
@@ -58,9 +56,9 @@ def test_the_neutral_mouth_is_the_most_closed_so_drawn_lips_never_cross():
     shapes = np.repeat(base[None], 90, axis=0)
     shapes[:, MOUTH_GAP[1], 1] -= drop
     drawn = base + (shapes - neutral_shape(shapes))
-    np.testing.assert_allclose(_inner_lip_gap(drawn) - _inner_lip_gap(base), drop, atol=1e-9)
+    np.testing.assert_allclose(inner_lip_gap(drawn) - inner_lip_gap(base), drop, atol=1e-9)
     from_median = base + (shapes - np.median(shapes, axis=0))
-    assert (_inner_lip_gap(from_median) < 0).mean() >= 0.2
+    assert (inner_lip_gap(from_median) < 0).mean() >= 0.2
 
 
 def test_the_eyes_neutral_is_their_usual_state_whatever_the_mouth_does():
