@@ -360,6 +360,8 @@ def video_report(
     first = streams[0].info
     several = len(streams) > 1
     warnings = [w for s in streams for w in stream_warnings(s, opts, several)]
+    if first.subtitle_streams:
+        warnings.append(f"{first.subtitle_streams} subtitle stream(s) not copied (the output holds video and audio only)")
     if check is not None:
         warnings.extend(check.warnings())
     tracks, frames_with_faces = [], 0

@@ -90,6 +90,10 @@ class VideoInfo:
     color_trc: int = 2  # AVColorTransferCharacteristic (2 = unspecified)
     audio_codecs: tuple[str, ...] = ()
     has_pts: bool = True  # the container stores presentation times (see _NO_PTS_FORMATS)
+    # Shape of a stored pixel (width / height), None when square or unstated; anamorphic
+    # video (DV, some broadcast) is shown stretched by it.
+    sample_aspect_ratio: Fraction | None = None
+    subtitle_streams: int = 0  # not copied to the output (they may name people too)
 
     @property
     def video_streams(self) -> int:
@@ -250,19 +254,29 @@ def _frame_count(path: Path, stream: av.video.stream.VideoStream) -> tuple[int, 
 
 
 def _declared_duration(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, start_s: float
 ) -> float | None:
-    """The video stream's duration as the container states it, or None."""
+    """The video stream's duration as the container states it, or None. ``start_s``: the
+    first frame's time (Matroska's DURATION tag is where the stream ends, not how long it is)."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     tag = {k.upper(): v for k, v in stream.metadata.items()}.get("DURATION")  # Matroska
     if tag:
         try:
             hours, minutes, seconds = tag.split(":")
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            end = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
         except ValueError:
             return None
+        return end - start_s if end > start_s > 0 else end
     return None
+
+
+def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's pixel shape when it is stated and not square."""
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not ratio or ratio <= 0 or ratio == 1:
+        return None
+    return Fraction(ratio)
 
 
 def _frame_rate(
@@ -296,7 +310,8 @@ def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
         has_pts = container.format.name not in _NO_PTS_FORMATS
         rotation = _normalise_rotation(first.rotation)
         frame_count, indexed = _frame_count(path, stream)
-        declared = _declared_duration(container, stream)
+        start_s = _start_time(stream, first, has_pts)
+        declared = _declared_duration(container, stream, start_s)
         fps = _frame_rate(path, stream, frame_count, declared)
         time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         if declared is not None:
@@ -322,7 +337,7 @@ def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
             codec=stream.codec_context.name,
             metadata=dict(container.metadata),
             stream_index=stream.index,
-            start_s=_start_time(stream, first, has_pts),
+            start_s=start_s,
             declared_duration_s=declared,
             frame_count_indexed=indexed,
             pix_fmt=first.format.name,
@@ -333,6 +348,8 @@ def probe(path: str | Path, stream_index: int | None = None) -> VideoInfo:
             color_trc=int(first.color_trc),
             audio_codecs=tuple(s.codec_context.name for s in audio),
             has_pts=has_pts,
+            sample_aspect_ratio=_sample_aspect_ratio(stream),
+            subtitle_streams=len(container.streams.subtitles),
         )
     except av.error.FFmpegError as err:
         raise BadInputError(f"{path}: unreadable video ({_reason(err)})") from None

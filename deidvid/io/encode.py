@@ -414,6 +414,10 @@ class _VideoOut:
             context.colorspace = _output_colorspace(info)
             context.color_primaries = info.color_primaries
             context.color_trc = info.color_trc
+        if info.sample_aspect_ratio is not None:
+            # Turned pixels (rotation applied to the pixels) are turned in shape too.
+            turned = self._rotate_pixels and info.rotation % 180
+            stream.codec_context.sample_aspect_ratio = 1 / info.sample_aspect_ratio if turned else info.sample_aspect_ratio
         if info.rotation and not self._rotate_pixels:
             stream.set_display_rotation(info.rotation)
         self._pix_fmt = pix_fmt

@@ -316,18 +316,23 @@ def make_face_video(
 
 
 def make_pattern_video(
-    path: str | Path, *, n_frames: int = 300, size: tuple[int, int] = (160, 120), fps: int = 30
+    path: str | Path, *, n_frames: int = 300, size: tuple[int, int] = (160, 120), fps: int = 30, start_s: float = 0.0,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> Path:
-    """A fast-to-make moving-gradient video (libx264 ultrafast), e.g. for long-stream tests."""
+    """A fast-to-make moving-gradient video (libx264 ultrafast), e.g. for long-stream tests;
+    its first frame shown at ``start_s`` (whole frames), its pixels ``sample_aspect_ratio``
+    wide (None: square)."""
     path = Path(path)
     width, height = size
     yy, xx = np.mgrid[0:height, 0:width]
     with av.open(str(path), "w", format=_container_format(path)) as container:
         video = _video_stream(container, width, height, Fraction(fps), Fraction(1, fps), 23, "ultrafast")
+        if sample_aspect_ratio is not None:
+            video.codec_context.sample_aspect_ratio = sample_aspect_ratio
         for i in range(n_frames):
             rgb = np.stack([(xx + i) % 256, (yy + 2 * i) % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
+            frame.pts = i + round(start_s * fps)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
     return path

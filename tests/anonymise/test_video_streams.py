@@ -103,3 +103,20 @@ def test_each_stream_is_reported(two_streams, tmp_path):
     assert [(s.stream_index, s.faces) for s in report.video_streams] == [(0, 0), (1, 1)]
     assert report.tracks[0].video == 1
     assert any(w.startswith("video stream #0: no face found") for w in report.warnings)
+
+
+def test_subtitles_are_not_copied_and_the_report_says_so(tmp_path):
+    src = tmp_path / "subs.mkv"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=30, options={"crf": "23", "preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        out.add_stream("ass")  # subtitles may name the people filmed
+        for i in range(6):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")))
+        out.mux(video.encode(None))
+    assert probe(src).subtitle_streams == 1
+    dst = tmp_path / "out.mkv"
+    report = anonymise_video(src, dst, AnonymiseOptions(identity_check=False))
+    with av.open(str(dst)) as written:
+        assert len(written.streams.subtitles) == 0
+    assert any("1 subtitle stream(s) not copied" in w for w in report.warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -104,6 +105,16 @@ def test_iter_frames_stops_early_without_leaking(face_mp4: Path) -> None:
     first = next(frames)
     frames.close()  # the generator's container is closed; no error
     assert first.index == 0
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_stream_that_starts_late_is_complete(tmp_path: Path, suffix: str) -> None:
+    # Matroska's DURATION tag says where the stream ends (here 7 s), not how long it is (2 s).
+    src = videos.make_pattern_video(tmp_path / f"late{suffix}", n_frames=60, start_s=5.0)
+    info = probe(src)
+    assert info.start_s == pytest.approx(5.0) and info.duration_s == pytest.approx(2.0, abs=0.05)
+    times = [f.time_s for f in iter_frames(src, info)]  # raised "truncated" before
+    np.testing.assert_allclose(times, 5.0 + np.arange(60) / 30, atol=1e-3)
 
 
 def test_avi_frames_are_timed_by_index_and_copied_so(tmp_path: Path) -> None:
@@ -224,6 +235,18 @@ def test_rotation_without_display_matrix_support_writes_upright_frames(tmp_path:
     assert (out_info.rotation, out_info.width, out_info.height) == (0, 160, 120)
     for a, b in zip(iter_frames(src), iter_frames(out)):
         assert psnr(a.rgb, b.rgb) > 35  # a flipped or turned picture scores 14-17 dB
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_non_square_pixels_are_kept(tmp_path: Path, suffix: str) -> None:
+    # 320x240 stored, shown 16:9: without the ratio an anamorphic video plays squeezed.
+    src = videos.make_pattern_video(tmp_path / f"dv{suffix}", n_frames=5, size=(320, 240), sample_aspect_ratio=Fraction(4, 3))
+    assert probe(src).sample_aspect_ratio == Fraction(4, 3)
+    out = tmp_path / f"out{suffix}"
+    copy_video(src, out)
+    assert probe(out).sample_aspect_ratio == Fraction(4, 3)
+    copy_video(videos.make_pattern_video(tmp_path / "square.mp4", n_frames=5), tmp_path / "square.out.mp4")
+    assert probe(tmp_path / "square.out.mp4").sample_aspect_ratio is None
 
 
 def test_odd_frame_size_is_kept(tmp_path: Path) -> None:
