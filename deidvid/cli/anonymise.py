@@ -78,7 +78,7 @@ def anonymise(
         typer.Option(help="--method ae or surrogate+ae: perturbation RMS in grey levels (0-255); more hides identity better, "
                      "costs PSNR (default: as trained, see deidvid/weights/MODEL_CARD.md).", show_default=False),
     ] = None,
-    seed: Annotated[int, typer.Option(help="--method surrogate (or surrogate+ae): which surrogate each face gets (same seed, same choice).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="--method surrogate (or surrogate+ae): which surrogate each face gets (same seed, same choice).")] = 0,
     surrogate_look: Annotated[
         str,
         typer.Option(help="--method surrogate (or surrogate+ae): any = the surrogate farthest from the person, of either "

@@ -42,7 +42,8 @@ def check_no_overlap(inputs: Sequence[Path], written: Sequence[Written]) -> None
                 raise UsageError(f"input {src} has the name of a temporary file of {item.path}; rename it")
         for other in written[:i]:
             if same_file(item.path, other.path):
-                raise UsageError(f"{item.role} and {other.role} are both {item.path}; give them different names")
+                both = f"two {item.role}s" if item.role == other.role else f"{item.role} and {other.role}"
+                raise UsageError(f"{both} are both {item.path}; give them different names")
 
 
 def check_report_path(path: Path | None, option: str = "--json") -> None:
@@ -50,7 +51,8 @@ def check_report_path(path: Path | None, option: str = "--json") -> None:
     starts (not a folder, folder exists...).
 
     An existing report is replaced (reports are not videos: no --overwrite needed), but
-    never when it is an input or an output (:func:`check_no_overlap`).
+    never when it is an input or an output (:func:`check_no_overlap`), nor any other file
+    that is not such a report (a video given to ``--json`` by mistake is not lost).
     """
     from deidvid.io.atomic import remove_stale
     from deidvid.io.output_checks import (
@@ -64,10 +66,34 @@ def check_report_path(path: Path | None, option: str = "--json") -> None:
     try:
         check_output_folder(path)
         check_output_target(path, overwrite=True)
+        if not _is_report(path, option):
+            raise UsageError(f"{path}: exists and is not a report deidvid writes; remove it or choose another path")
         remove_stale(path)  # temporaries a killed run (SIGKILL) left for this report
         probe_writable(path)
     except (UsageError, BadInputError) as err:
         raise type(err)(f"{option} {err}") from None
+
+
+_REPORT_SUFFIXES = {"--json": (".json",), "--jsonl": (".jsonl", ".json"), "--html": (".html", ".htm")}
+
+
+def _is_report(path: Path, option: str) -> bool:
+    """Whether ``path`` is missing, named like the report ``option`` writes, empty, or starts
+    like one (JSON, JSON lines, HTML): the only files a report may replace without asking."""
+    if path.suffix.lower() in _REPORT_SUFFIXES.get(option, (".json",)):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # unreadable: probe_writable and the write itself say why
+    if not head:
+        return True
+    if option == "--html":
+        return head.lower().startswith((b"<!doctype html", b"<html"))
+    return head.startswith((b"{", b"["))
 
 
 def written_paths(outputs: Sequence[Path], report: Path | None, html: Path | None = None) -> list[Written]:

@@ -227,6 +227,9 @@ REPORT_CASES = [
     Case("json-is-output", EXIT_USAGE, _with_valid(lambda d, v: _anon(v, "-o", d / "o.mp4", "--json", d / "o.mp4"))),
     Case("json-folder-missing", EXIT_BAD_INPUT,
          _with_valid(lambda d, v: _anon(v, "-o", d / "o.mp4", "--json", d / "no" / "r.json"))),
+    Case("json-is-another-video", EXIT_USAGE,
+         _with_valid(lambda d, v: _anon(v, "-o", d / "o.mp4", "--json", _touch(d / "kept.mp4", VIDEO_BYTES))),
+         says="not a report"),
     Case("json-is-a-folder", EXIT_USAGE, _with_valid(lambda d, v: _anon(v, "-o", d / "o.mp4", "--json", _mkdir(d / "r")))),
     Case("json-under-a-file", EXIT_BAD_INPUT,
          _with_valid(lambda d, v: _anon(v, "-o", d / "o.mp4", "--json", _file_under_a_file(d, "r.json")))),
@@ -245,6 +248,7 @@ def _option_case(name: str, *args: str) -> Case:
 
 OPTION_CASES = [
     _option_case("crf-99", "--crf", "99"),
+    _option_case("seed-negative", "--method", "surrogate", "--seed", "-1"),
     _option_case("crf-not-a-number", "--crf", "abc"),
     _option_case("clip-len-0", "--clip-len", "0"),
     _option_case("overlap-not-below-clip-len", "--clip-len", "8", "--overlap", "8"),
@@ -283,6 +287,9 @@ CASES: list[Case] = INPUT_CASES + OUTPUT_CASES + REPORT_CASES + OPTION_CASES
 def _mkdir(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+VIDEO_BYTES = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(32)  # how an MP4 starts
 
 
 def _touch(path: Path, data: bytes = b"") -> Path:
