@@ -123,9 +123,14 @@ def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+MIN_NETWORK_SIDE = 320  # tiny frames are enlarged to this long side: a 20 px face in 64x48 was missed
+
+
 def network_size(height: int, width: int, max_side: int) -> tuple[int, int]:
-    """Network input ``(h, w)``: long side at most ``max_side``, aspect kept, no upscaling."""
-    scale = min(1.0, max_side / max(height, width))
+    """Network input ``(h, w)``: long side at most ``max_side`` and at least
+    :data:`MIN_NETWORK_SIDE` (or ``max_side`` when that is smaller), aspect kept."""
+    long_side = max(height, width)
+    scale = min(1.0, max_side / long_side) if long_side >= min(MIN_NETWORK_SIDE, max_side) else min(MIN_NETWORK_SIDE, max_side) / long_side
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
@@ -164,7 +169,8 @@ class FaceDetector:
         score_threshold: minimum face probability.
         nms_iou: IoU above which the lower-scoring of two boxes is dropped.
         max_side: frames whose long side exceeds this are shrunk to it (aspect kept)
-            before detection; smaller frames are used as they are. The smallest face
+            before detection; smaller frames are used as they are, but tiny ones
+            (:data:`MIN_NETWORK_SIDE`) are enlarged. The smallest face
             found is about 10-16 px *at network resolution*, so raise this (e.g. to
             1920 for native 1080p) to find small faces in large frames, at a cost in
             time roughly proportional to the pixel count.
@@ -217,13 +223,14 @@ class FaceDetector:
         return results
 
     def shrink(self, frame: np.ndarray) -> np.ndarray:
-        """``(H, W, 3)`` -> the ``(h, w, 3)`` picture the network sees (the frame itself when small enough)."""
+        """``(H, W, 3)`` -> the ``(h, w, 3)`` picture the network sees (the frame itself when it fits)."""
         height, width = frame.shape[:2]
         net_h, net_w = network_size(height, width, self.max_side)
         if (net_h, net_w) == (height, width):
             return frame
         # INTER_AREA averages source pixels, so small faces are not aliased away.
-        return cv2.resize(frame, (net_w, net_h), interpolation=cv2.INTER_AREA)
+        enlarge = net_w > width
+        return cv2.resize(frame, (net_w, net_h), interpolation=cv2.INTER_LINEAR if enlarge else cv2.INTER_AREA)
 
     def preprocess(self, frames: list[np.ndarray]) -> np.ndarray:
         """Equal-size RGB uint8 frames -> ``(B, 3, h, w)`` float32 network input (BGR minus the mean)."""

@@ -129,11 +129,14 @@ def test_decode_inverts_ssd_encoding():
     np.testing.assert_allclose(decode_points(landm, p), pts, rtol=1e-7, atol=1e-12)
 
 
-def test_network_size_never_upscales():
+def test_network_size_shrinks_large_frames_and_enlarges_only_tiny_ones():
     assert network_size(360, 640, 640) == (360, 640)
     assert network_size(1080, 1920, 640) == (360, 640)
-    assert network_size(200, 100, 640) == (200, 100)
+    assert network_size(288, 360, 640) == (288, 360)
     assert network_size(1920, 1080, 960) == (960, 540)
+    assert network_size(200, 100, 640) == (320, 160)  # tiny: enlarged to MIN_NETWORK_SIDE
+    assert network_size(48, 64, 640) == (240, 320)
+    assert network_size(48, 64, 128) == (96, 128)  # never past max_side
 
 
 # -------------------------------------------------- network against onnxruntime
@@ -276,6 +279,16 @@ def test_resized_detection_maps_back_to_frame_pixels(detector: FaceDetector, ast
     assert len(small) == 1
     size = base.box[2] - base.box[0]
     np.testing.assert_allclose(small[0].box, base.box, atol=0.06 * size)
+
+
+def test_a_face_in_a_tiny_frame_is_found(detector: FaceDetector, astronaut):
+    # 64 px across, the face ~20 px: missed at the frame's own size, found enlarged.
+    base = detector(astronaut)[0]
+    scale = 64 / astronaut.shape[1]
+    tiny = cv2.resize(astronaut, (64, round(astronaut.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    found = detector(tiny)
+    assert len(found) == 1
+    np.testing.assert_allclose(found[0].box, scale * base.box, atol=0.15 * scale * (base.box[2] - base.box[0]))
 
 
 def test_non_contiguous_and_batched_frames(detector: FaceDetector, astronaut):
