@@ -241,6 +241,61 @@ class SquareCrop:
         )
 
 
+@dataclass(frozen=True)
+class FramePatch:
+    """A cut of a frame around a square, kept so that crops inside the square can be taken
+    later without keeping the whole frame (pass 1 meshes faces in batches, and Iris's eye
+    squares are known only from the mesh). Large faces are stored shrunk (``INTER_AREA``,
+    so no aliasing) to at most ``max_side`` pixels across.
+
+    ``pixels (h, w, C)``; a frame pixel centre ``x`` is at ``(x - origin + 0.5) * scale - 0.5``.
+    """
+
+    pixels: np.ndarray
+    origin: tuple[int, int]
+    scale: float
+
+    @classmethod
+    def around(cls, frame: np.ndarray, square: SquareCrop, max_side: int, margin: int = 2) -> FramePatch:
+        """The part of ``frame (H, W, C)`` under ``square`` (its bounding box, ``margin`` px
+        more), clipped to the frame."""
+        corners = square.to_frame(np.array([[0.0, 0.0], [square.size, 0.0], [0.0, square.size], [square.size, square.size]]))
+        height, width = frame.shape[:2]
+        x0, y0 = (max(int(math.floor(v)) - margin, 0) for v in corners.min(axis=0))
+        x1 = min(int(math.ceil(corners[:, 0].max())) + margin + 1, width)
+        y1 = min(int(math.ceil(corners[:, 1].max())) + margin + 1, height)
+        x0, y0 = min(x0, max(x1 - 1, 0)), min(y0, max(y1 - 1, 0))
+        pixels = frame[y0:y1, x0:x1]
+        longest = max(pixels.shape[:2])
+        if longest <= max_side:
+            return cls(np.ascontiguousarray(pixels), (x0, y0), 1.0)
+        scale = max_side / longest
+        size = (max(round(pixels.shape[1] * scale), 1), max(round(pixels.shape[0] * scale), 1))
+        shrunk = cv2.resize(np.ascontiguousarray(pixels), size, interpolation=cv2.INTER_AREA)
+        return cls(shrunk, (x0, y0), shrunk.shape[1] / pixels.shape[1])
+
+    def _to_patch(self, points: np.ndarray) -> np.ndarray:
+        return (np.asarray(points, np.float64)[..., :2] - self.origin + 0.5) * self.scale - 0.5
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Patch pixels ``(..., 2)`` -> frame pixels."""
+        return (np.asarray(points, np.float64)[..., :2] + 0.5) / self.scale - 0.5 + self.origin
+
+    def local(self, square: SquareCrop) -> SquareCrop:
+        """``square`` (in frame pixels) expressed in the patch's pixels."""
+        centre = self._to_patch(np.asarray(square.centre))
+        return SquareCrop((float(centre[0]), float(centre[1])), square.side * self.scale, square.angle, square.size, square.mirror)
+
+    def warp(self, square: SquareCrop) -> np.ndarray:
+        """``square.warp(frame)`` from the patch: the same pixels when the patch is unshrunk
+        and holds the square."""
+        return self.local(square).warp(self.pixels)
+
+    def crop_to_frame(self, square: SquareCrop, points: np.ndarray) -> np.ndarray:
+        """Points ``(..., 2)`` in the crop :meth:`warp` gave for ``square`` -> frame pixels."""
+        return self.to_frame(self.local(square).to_frame(np.asarray(points, np.float64)[..., :2]))
+
+
 def _eye_angle(left: np.ndarray, right: np.ndarray) -> float:
     d = np.asarray(right, float) - np.asarray(left, float)
     return math.atan2(d[1], d[0])

@@ -18,7 +18,7 @@ import numpy as np
 
 from deidvid.faces.canonical_mesh import load_canonical_mesh
 from deidvid.faces.iris import LOWER_LID, MESH_LOWER_LID, MESH_UPPER_LID, UPPER_LID, eye_crops, gaze
-from deidvid.faces.mesh import MOUTH_GAP, SquareCrop
+from deidvid.faces.mesh import MOUTH_GAP, FramePatch, SquareCrop
 from deidvid.surrogate import lighting, raster
 from deidvid.surrogate.shape import Pose, split_pose
 from deidvid.surrogate.uvspace import uv_space
@@ -32,6 +32,7 @@ POSE_SIGMA_FRAMES = 2.0  # the whole head's sub-pixel jitter is what flickers mo
 LIGHTING_SIGMA_S = 0.5
 LIGHTING_UV_SIZE = 64
 IDENTITY_SAMPLES = 6
+EYE_SOURCE_MAX_PX = 640  # larger faces are kept shrunk: their eye crops stay about 2x Iris's input or more
 MOUTH_CLOSED_QUANTILE = 0.1  # the neutral: the track's frames with the most closed mouth (this fraction)
 MIN_NEUTRAL_FRAMES = 5
 NOSE_BASE = 2  # the canonical mesh's subnasale
@@ -96,14 +97,16 @@ class MeshObserver:
 
     def start_video(self) -> None:
         """Forget every track seen so far (a new video's track ids start again); the models stay."""
-        self.pending: list[tuple[int, int, np.ndarray, SquareCrop]] = []
+        self.pending: list[tuple[int, int, np.ndarray, SquareCrop, FramePatch]] = []
         self.observations: dict[int, dict[int, Observation]] = {}
         self.samples: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
         self.tracks: dict[int, MeshTrack] = {}
 
     def observe(self, track_id: int, frame_index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
         crop, square = self.mesh.crop(rgb, landmarks)
-        self.pending.append((track_id, frame_index, crop, square))
+        # Iris reads the eyes from the frame, not from the 192-px mesh crop: resampled twice,
+        # a small face's lids alias and jitter (README, session 24).
+        self.pending.append((track_id, frame_index, crop, square, FramePatch.around(rgb, square, EYE_SOURCE_MAX_PX)))
         kept = self.samples.setdefault(track_id, [])
         if len(kept) < IDENTITY_SAMPLES and frame_index % 15 == 0:
             kept.append((frame_index, rgb.copy(), landmarks.copy()))
@@ -114,22 +117,27 @@ class MeshObserver:
         """Mesh every pending face."""
         if not self.pending:
             return
-        crops = np.stack([c for _, _, c, _ in self.pending])
+        crops = np.stack([c for _, _, c, _, _ in self.pending])
         points, scores = self.mesh.predict(crops)
-        eyes = [eye_crops(p) for p in points]
-        eye_images = np.stack([sq.warp(c) for c, pair in zip(crops, eyes) for sq in pair])
+        eyes = [eye_crops(square.to_frame(p)) for (_, _, _, square, _), p in zip(self.pending, points)]
+        eye_images = np.stack([patch.warp(sq) for (*_, patch), pair in zip(self.pending, eyes) for sq in pair])
         contours, irises = self.iris.predict(eye_images)
         contours = contours.reshape(len(crops), 2, -1, 3)
         irises = irises.reshape(len(crops), 2, -1, 3)
-        for (track_id, frame_index, crop, square), p, score, pair, lids, iris in zip(
+        for (track_id, frame_index, crop, square, patch), p, score, pair, lids, iris in zip(
             self.pending, points, scores, eyes, contours, irises
         ):
             p = p.astype(np.float64)
+
+            def in_crop(eye: int, eye_points: np.ndarray) -> np.ndarray:
+                """Eye-crop points -> mesh-crop pixels."""
+                return square.to_crop(patch.crop_to_frame(pair[eye], eye_points[:, :2]))
+
             for eye in range(2):
-                lid = pair[eye].to_frame(lids[eye, :, :2])  # eye crop -> mesh crop pixels
+                lid = in_crop(eye, lids[eye])
                 p[list(MESH_LOWER_LID[eye]), :2] = lid[list(LOWER_LID)]
                 p[list(MESH_UPPER_LID[eye]), :2] = lid[list(UPPER_LID)]
-            eye_gaze = gaze(p, np.stack([pair[eye].to_frame(iris[eye, :, :2]) for eye in range(2)]))
+            eye_gaze = gaze(p, np.stack([in_crop(eye, iris[eye]) for eye in range(2)]))
             light = _lighting(crop, p)
             frame_points = square.to_frame(p)
             self.observations.setdefault(track_id, {})[frame_index] = Observation(

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from deidvid.errors import WeightsError
-from deidvid.faces.mesh import FaceMeshNet, SquareCrop, face_crop, tf_same_pad
+from deidvid.faces.mesh import FaceMeshNet, FramePatch, SquareCrop, face_crop, tf_same_pad
 from deidvid.testing.tfjs_reference import (
     graph_inputs,
     needs_weights,
@@ -95,6 +96,33 @@ def test_square_crop_geometry(mirror):
     np.testing.assert_allclose(found, square.to_crop(np.array([[70.0, 33.0]]))[0], atol=0.15)
     # depth is scaled by side / size
     assert square.to_frame(np.array([[32.0, 32.0, 2.0]]))[0, 2] == pytest.approx(2.0 * 48 / 64)
+
+
+@pytest.mark.parametrize("centre", [(60.0, 50.0), (8.0, 95.0)])  # inside; cut by the frame's corner
+def test_a_frame_patch_gives_the_frame_s_crops(centre):
+    """Iris's eye squares warped from a patch cut around the face square are the frame's own
+    crops, pixel for pixel, and their points map back to the same frame pixels."""
+    frame = np.random.default_rng(0).integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    face = SquareCrop(centre, side=50.0, angle=0.2, size=192)
+    patch = FramePatch.around(frame, face, max_side=1000)
+    assert patch.scale == 1.0 and patch.pixels.shape[0] < 100
+    eye = SquareCrop((centre[0] + 8.0, centre[1] - 5.0), side=14.0, angle=0.25, size=64, mirror=True)
+    np.testing.assert_array_equal(patch.warp(eye), eye.warp(frame))
+    points = np.array([[3.0, 7.5], [60.0, 31.0]])
+    np.testing.assert_allclose(patch.crop_to_frame(eye, points), eye.to_frame(points), atol=1e-9)
+
+
+def test_a_large_face_s_patch_is_kept_shrunk():
+    frame = np.random.default_rng(1).integers(0, 256, (900, 1200, 3), dtype=np.uint8)
+    frame = cv2.GaussianBlur(frame, (0, 0), 6)  # detail coarser than the shrink: crops must agree
+    face = SquareCrop((600.0, 450.0), side=700.0, angle=0.0, size=192)
+    patch = FramePatch.around(frame, face, max_side=350)
+    assert max(patch.pixels.shape[:2]) <= 350 and patch.scale == pytest.approx(0.5, abs=0.01)
+    eye = SquareCrop((500.0, 400.0), side=180.0, angle=0.1, size=64)
+    difference = np.abs(patch.warp(eye).astype(float) - eye.warp(frame).astype(float))
+    assert difference.mean() < 1.0
+    points = np.array([[10.0, 20.0], [50.0, 40.0]])
+    np.testing.assert_allclose(patch.crop_to_frame(eye, points), eye.to_frame(points), atol=1e-6)
 
 
 def test_face_crop_sources():

@@ -132,3 +132,31 @@ def test_pose_smoothing_keeps_rotations_and_removes_jitter():
     jitter = lambda ps: np.std(np.diff([p.translation[0] for p in ps]))  # noqa: E731
     assert jitter(smoothed) < 0.3 * jitter(poses)
     assert abs(np.mean([p.angles_deg()[0] for p in smoothed]) - 10.0) < 0.5
+
+
+def test_pass_one_reads_the_eyelids_from_the_frame(tmp_path):
+    """The observer's eyelids are Iris's reading of the frame itself, as a judge's FaceMesh +
+    Iris reads them, not of the resampled 192-px mesh crop (twice resampled, a small face's
+    lids aliased: on GRID swiz3n eye openness r 0.33 against a judge, 0.90 from the frame)."""
+    from deidvid.faces.find import analyse_video
+    from deidvid.faces.iris import LOWER_LID, MESH_LOWER_LID, UPPER_LID, IrisModel
+    from deidvid.io.decode import iter_frames
+    from deidvid.surrogate.meshtrack import MeshObserver
+    from deidvid.testing.synthetic_video import make_face_video
+
+    video = make_face_video(tmp_path / "small.mp4", n_frames=3, size=(160, 120), audio=False)
+    track = analyse_video(video).tracks[0]
+    observer = MeshObserver(batch=8)
+    frames = {f.index: f.rgb for f in iter_frames(video)}
+    for index, rgb in frames.items():
+        observer.observe(track.track_id, index, rgb, track.landmarks[index - track.start])
+    pending = list(observer.pending)
+    observer.flush()
+    iris = IrisModel()
+    for _, index, crop, square, *_ in pending:
+        mesh = square.to_frame(observer.mesh.predict(crop[None])[0][0])
+        judged = iris.eyes(frames[index], mesh).contours  # (2, 71, 2), frame pixels
+        seen = observer.observations[track.track_id][index].points
+        for eye in range(2):
+            np.testing.assert_allclose(seen[list(MESH_LOWER_LID[eye]), :2], judged[eye][list(LOWER_LID)], atol=0.01)
+            np.testing.assert_allclose(seen[list(MESH_UPPER_LID[eye]), :2], judged[eye][list(UPPER_LID)], atol=0.01)
