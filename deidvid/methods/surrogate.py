@@ -134,6 +134,15 @@ class SurrogateFace(Method):
         face, alpha = render.draw(prepared.lit(mesh.lighting[i]), render.to_crop(in_frame, box), crop.shape[0], eye_gaze=eye_gaze)
         return render.composite(crop, face, alpha)
 
+    def drawn_mesh(self, track_id: int | None, frame_index: int) -> np.ndarray | None:
+        """The mesh ``(468, 3)`` (frame pixels) the track's surrogate is drawn with in a frame
+        of the last video: its neutral shape with the person's expression, in their pose; None
+        where the blur cover is drawn (diagnostics: :mod:`deidvid.tools.expression_parts`)."""
+        mesh, chosen = self._mesh(track_id), self.chosen.get(track_id)
+        if mesh is None or chosen is None or not 0 <= frame_index - mesh.start < len(mesh) or not mesh.valid[frame_index - mesh.start]:
+            return None
+        return mesh.shape_at(frame_index, self.bank[chosen].surrogate.shape)
+
     def run(self, clips: Sequence[CropClip]) -> list[np.ndarray]:
         return [self._run_clip(c) for c in clips]
 
