@@ -85,10 +85,8 @@ def _is_report(path: Path, option: str) -> bool:
     try:
         with open(path, "rb") as f:
             head = f.read(512).lstrip()
-    except FileNotFoundError:
-        return True
     except OSError:
-        return True  # unreadable: probe_writable and the write itself say why
+        return True  # missing, or unreadable: probe_writable and the write itself say why
     if not head:
         return True
     if option == "--html":

@@ -130,7 +130,8 @@ def network_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     """Network input ``(h, w)``: long side at most ``max_side`` and at least
     :data:`MIN_NETWORK_SIDE` (or ``max_side`` when that is smaller), aspect kept."""
     long_side = max(height, width)
-    scale = min(1.0, max_side / long_side) if long_side >= min(MIN_NETWORK_SIDE, max_side) else min(MIN_NETWORK_SIDE, max_side) / long_side
+    smallest = min(MIN_NETWORK_SIDE, max_side)
+    scale = max_side / long_side if long_side > max_side else smallest / long_side if long_side < smallest else 1.0
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
