@@ -123,7 +123,7 @@ def anonymise(
         typer.Option(help="Exit 1 if a recogniser still matches more than this fraction (0-1) of checked frames."),
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON ('-' for stdout).", readable=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables; errors only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables: only warnings (a face left to the fallback, a recogniser still matching) and errors.")] = False,
 ) -> None:
     """Anonymise every face in each input video."""
     args = AnonymiseArgs(

@@ -13,6 +13,7 @@ Formats:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def read_ubfc_ground_truth(path: str | Path) -> GroundTruth:
     """Read a UBFC-rPPG DATASET_2 ``ground_truth.txt``."""
     path = Path(path)
     try:
-        rows = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an empty file: the shape check below says it in one line
+            rows = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as err:
         raise BadInputError(f"cannot read UBFC ground truth {path}: {err}") from None
     if rows.shape[0] < 3 or rows.shape[1] < 2:

@@ -236,9 +236,11 @@ def summarise(
         diffs = [toolbox[m]["abs_diff"] for m in TOOLBOX_METHODS if m in toolbox]
         toolbox_diff = max(diffs) if diffs and all(d is not None for d in diffs) else None
         toolbox_detected = bool(toolbox["detected_deid"])
+    # Tracks shorter than the window were compared whole: say so when that is all of them.
+    used = {p["window_s"] for p in pulses}
     return {
         "method": options.primary_method,
-        "window_s": options.primary_window,
+        "window_s": used.pop() if len(used) == 1 else options.primary_window,
         "hr_mae_bpm": max(maes) if maes else None,
         "pearson": min(pearsons) if pearsons else None,
         "match_rate": max(match_rates) if match_rates else None,

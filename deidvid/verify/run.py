@@ -95,6 +95,7 @@ __all__ = [
 ]
 
 
+PPG_MIN_COVERAGE = 0.5  # of the primary face track's frames, for a contact PPG to be compared
 FPS_TOLERANCE = 0.01  # relative difference of the average frame rates
 LAST_FRAME_SLACK = 1.5  # frames: how much the last frame's duration may shift the average rate
 
@@ -263,6 +264,14 @@ def face_sections(
             ppg = None
             if truth is not None and track is primary_track:
                 ppg = ppg_at_frames(truth, measures.times)[track.start : track.end]
+                covered = float(np.isfinite(ppg).mean()) if len(ppg) else 0.0
+                if covered < PPG_MIN_COVERAGE:
+                    # The comparison is cut to the recorded span: the videos' own would be cut with it.
+                    warnings.append(
+                        f"the contact PPG covers {100 * covered:.0f} % of face track {track.track_id}: "
+                        f"not compared (needs {100 * PPG_MIN_COVERAGE:.0f} %)"
+                    )
+                    ppg = None
             rgb_original, rgb_deid = measures.skin.traces(track.track_id)
             deep = {
                 m: measures.thumbnails.waveforms(track.track_id, fps, m, options.device)

@@ -231,6 +231,21 @@ def test_ppg_ground_truth_is_compared(face_video, tmp_path):
     assert same == [w["hr_test_bpm"] for w in ppg["deidentified"]["whole"]["windows"]]
 
 
+def test_a_ppg_covering_too_little_is_not_compared_and_said_so(face_video, tmp_path):
+    csv = tmp_path / "ppg.csv"
+    csv.write_text("time,ppg\n" + "\n".join(f"{t:.2f},{np.sin(7.5 * t):.4f}" for t in np.arange(0, 0.5, 0.01)))  # 0.5 of 5 s
+    options = VerifyOptions(
+        methods=("pos",), windows_s=(), identity_stride=50, ssim_stride=50, detect_stride=50,
+        recognisers=("faceapi_resnet",), ppg=csv,
+    )
+    report = verify_videos(face_video, face_video, options)
+    pos = report.faces[0]["pulse"]["methods"]["pos"]
+    assert "ppg" not in pos or pos["ppg"] is None
+    whole = pos["windows"]["whole"]["windows"]
+    assert [(w["start"], w["stop"]) for w in whole] == [(0, N_FRAMES)]  # compared in full, not cut to the PPG's 2 frames
+    assert any("the contact PPG covers" in w for w in report.warnings)
+
+
 @pytest.mark.slow
 def test_gallery_top1_and_eer(face_video, shared_data, tmp_path):
     """Gallery: the astronaut (frames of the video) among three LFW people."""

@@ -24,9 +24,10 @@ from deidvid.verify.run import check_compatible
 from deidvid.verify.tables import fmt, report_tables
 
 
-def _comparison(hr_mae, pearson):
+def _comparison(hr_mae, pearson, key="whole"):
     window = {"hr_reference_bpm": 70.0, "hr_test_bpm": 70.0 + hr_mae}
-    summary = {"hr_mae": hr_mae, "pearson": pearson, "macc": 0.5, "snr_test_db": 1.0, "spectral_similarity": 0.9}
+    summary = {"window_s": None if key == "whole" else float(key), "hr_mae": hr_mae, "pearson": pearson, "macc": 0.5,
+               "snr_test_db": 1.0, "spectral_similarity": 0.9}
     return {"windows": [window], "summary": summary}
 
 
@@ -34,7 +35,7 @@ def _face(track_id, hr_mae, pearson, match_rates, detected, windows=("10", "whol
           flicker=None):
     pulse = None
     if hr_mae is not None:
-        pulse = {"methods": {"pos": {"windows": {key: _comparison(hr_mae, pearson) for key in windows}}}}
+        pulse = {"methods": {"pos": {"windows": {key: _comparison(hr_mae, pearson, key) for key in windows}}}}
     identity = {
         name: {"frames": 4, "threshold": None if rate is None else 0.6, "match_rate": rate,
                "mean_distance": 0.7, "median_distance": 0.7, "threshold_far1e3": None if rate is None else 0.5,
@@ -96,6 +97,17 @@ def test_summary_is_the_worst_track():
         "face_ssim": 0.9, "match_rate_far1e3": 0.25, "toolbox_hr_diff_bpm": None, "toolbox_detected": None,
         "haar_rate_deidentified": None, "expression_r": None, "flicker_ratio": None,
     }
+
+
+def test_summary_names_the_whole_track_when_every_track_was_too_short_for_the_window():
+    faces = [_face(0, 1.0, 0.95, {"A": 0.0}, 0.1, windows=("whole",)), _face(1, 2.0, 0.9, {"A": 0.0}, 0.1, windows=("whole",))]
+    assert summarise(faces, QUALITY, OPTIONS)["window_s"] is None
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(report_tables(_report(faces))[0])
+    text = console.export_text()
+    assert "whole track" in text and "10 s windows" not in text
 
 
 def test_summary_of_the_new_measures_is_the_worst_case():
