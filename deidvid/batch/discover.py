@@ -5,13 +5,14 @@ it). A folder argument is searched recursively and mirrored into ``--out-dir``: 
 ``a/b/NAME.EXT`` becomes ``OUT/a/b/NAME.EXT`` (``.mp4`` when deidvid cannot write ``EXT``),
 so a dataset's loaders find the de-identified copy where they found the original.
 Hidden files and folders (names starting with ``.``: deidvid's own temporaries among
-them) and the output folder itself are never inputs.
+them), the output folder itself and any folder holding a run manifest (an earlier run's
+output folder, :data:`~deidvid.batch.manifest.MANIFEST_NAME`) are never inputs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -40,11 +41,13 @@ class BatchItem:
 
 
 def find_inputs(
-    arguments: Sequence[Path], out_dir: Path | None, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    arguments: Sequence[Path], out_dir: Path | None, include: Sequence[str] = (), exclude: Sequence[str] = (),
+    on_skip: Callable[[Path], None] | None = None,
 ) -> list[tuple[Path, Path | None]]:
     """Every input file: ``(file, folder argument it was found under or None)``, folders'
     files in sorted order. Raises UsageError for a folder without ``out_dir`` and
-    BadInputError for a folder with no matching file."""
+    BadInputError for a folder with no matching file. ``on_skip`` hears of each earlier
+    run's output folder found inside a folder argument (left out)."""
     found: list[tuple[Path, Path | None]] = []
     for argument in arguments:
         if not _is_folder(argument):
@@ -52,7 +55,7 @@ def find_inputs(
             continue
         if out_dir is None:
             raise UsageError(f"{argument} is a folder: give --out-dir, where its tree is mirrored")
-        files = sorted(_walk(argument, out_dir, include, exclude), key=lambda f: f.relative_to(argument).parts)
+        files = sorted(_walk(argument, out_dir, include, exclude, on_skip), key=lambda f: f.relative_to(argument).parts)
         if not files:
             wanted = ", ".join(include) if include else "video files"
             raise BadInputError(f"{argument}: no {wanted} found (searched recursively)")
@@ -67,11 +70,21 @@ def _is_folder(path: Path) -> bool:
         return False
 
 
-def _walk(root: Path, out_dir: Path, include: Sequence[str], exclude: Sequence[str]):  # noqa: ANN202
+def _walk(  # noqa: ANN202
+    root: Path, out_dir: Path, include: Sequence[str], exclude: Sequence[str], on_skip: Callable[[Path], None] | None
+):
+    from deidvid.batch.manifest import MANIFEST_NAME
+
     out_real = os.path.realpath(out_dir)
     for folder, dirs, files in os.walk(root):
         # Hidden folders left out, the output folder too (it may be inside the input tree).
         dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(folder, d)) != out_real]
+        if MANIFEST_NAME in files and Path(folder) != root:
+            # An earlier run's output folder: its videos are de-identified copies, not inputs.
+            dirs.clear()
+            if on_skip is not None:
+                on_skip(Path(folder))
+            continue
         for name in files:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
@@ -124,10 +137,11 @@ def plan_outputs(inputs: Sequence[Path], output: Path | None, out_dir: Path | No
 
 def plan_items(
     arguments: Sequence[Path], output: Path | None, out_dir: Path | None,
-    include: Sequence[str] = (), exclude: Sequence[str] = (),
+    include: Sequence[str] = (), exclude: Sequence[str] = (), on_skip: Callable[[Path], None] | None = None,
 ) -> list[BatchItem]:
-    """Every input with its output and manifest key (whole-command problems raise)."""
-    found = find_inputs(arguments, out_dir, include, exclude)
+    """Every input with its output and manifest key (whole-command problems raise);
+    ``on_skip``: see :func:`find_inputs`."""
+    found = find_inputs(arguments, out_dir, include, exclude, on_skip)
     files = [f for f, root in found if root is None]
     flat = iter(plan_outputs(files, output, out_dir)) if files or output is not None else iter(())
     items = []

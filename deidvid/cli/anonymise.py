@@ -13,7 +13,7 @@ from deidvid.batch.discover import BatchItem, plan_items
 from deidvid.batch.manifest import MANIFEST_NAME
 from deidvid.batch.run import ENGINES, BatchSettings, Gates, run_batch
 from deidvid.cli.batch_display import BatchDisplay
-from deidvid.cli.common import fail, resolve_device, table_console, write_report
+from deidvid.cli.common import fail, resolve_device, say, table_console, write_report
 from deidvid.cli.options import AnonymiseArgs, check_anonymise
 from deidvid.cli.paths import (
     Written,
@@ -142,7 +142,7 @@ def anonymise(
     _, message, code = run_guarded(_check_batch, settings)
     if message:
         fail(message, code)
-    items, message, code = run_guarded(_plan, inputs, output, out_dir, json_path, include or [], exclude or [])
+    items, message, code = run_guarded(_plan, inputs, output, out_dir, json_path, include or [], exclude or [], quiet)
     if message:
         fail(message, code)
     opts = _options(args, seed=seed, any_roll=any_roll, lossless=lossless, copy_audio=not no_audio, keep_pulse=keep_pulse, keep_metadata=keep_metadata)
@@ -191,10 +191,14 @@ def _max_strength() -> float:
 
 def _plan(
     inputs: list[Path], output: Path | None, out_dir: Path | None, json_path: Path | None,
-    include: list[str], exclude: list[str],
+    include: list[str], exclude: list[str], quiet: bool = False,
 ) -> list[BatchItem]:
     """Every input and its output; whole-command path problems (overlaps, the report) raise."""
-    items = plan_items(inputs, output, out_dir, include, exclude)
+    def skipped(folder: Path) -> None:
+        if not quiet:
+            say("note", "holds a deidvid run manifest (an earlier run's output): not searched", folder)
+
+    items = plan_items(inputs, output, out_dir, include, exclude, on_skip=skipped)
     written = written_paths([item.dst for item in items], json_path)
     if out_dir is not None:
         written.append(Written(out_dir / MANIFEST_NAME, "run manifest"))

@@ -68,3 +68,16 @@ def test_plan_of_files_without_out_dir_is_unchanged(tmp_path: Path) -> None:
     video = touch(tmp_path / "a.avi")
     assert [i.dst for i in plan_items([video], None, None)] == [tmp_path / "a.deid.mp4"]
     assert [i.dst for i in plan_items([video], tmp_path / "x.mkv", None)] == [tmp_path / "x.mkv"]
+
+
+def test_an_earlier_run_s_output_folder_is_not_searched(tmp_path: Path) -> None:
+    # ds/out1 was an earlier run's --out-dir; a new run into another folder must not take its copies for inputs.
+    root = tmp_path / "ds"
+    for rel in ("a/1.mp4", "out1/a/1.mp4", "out1/deidvid-manifest.jsonl"):
+        touch(root / rel)
+    skipped: list[Path] = []
+    found = find_inputs([root], tmp_path / "out2", on_skip=skipped.append)
+    assert [f.relative_to(root).as_posix() for f, _ in found] == ["a/1.mp4"]
+    assert skipped == [root / "out1"]
+    # the folder itself given as the argument is searched: that choice was the user's
+    assert [f.name for f, _ in find_inputs([root / "out1"], tmp_path / "out3")] == ["1.mp4"]
