@@ -98,8 +98,10 @@ class SurrogateFace(Method):
         tone = choose.track_tone_lab(mesh.lighting[mesh.valid])
         surrogates = [p.surrogate for p in self.bank]
         samples = [(f, rgb, lm) for f, rgb, lm in mesh.samples if mesh.valid[f - mesh.start]]
+        taken = self._taken_alongside(track_id)
         if not samples:
-            return choose.tone_candidates(surrogates, tone)[0]
+            nearest = choose.tone_candidates(surrogates, tone)
+            return next((k for k in nearest if k not in taken), nearest[0])
         crops, boxes, landmarks = [], [], []
         for _, rgb, lm in samples:
             box = crop_box(lm, self.crop_margin)
@@ -122,7 +124,18 @@ class SurrogateFace(Method):
             return scored[k]
 
         wanted = presentation.read_as(probability) if self.look == "same" else None
-        return choose.choose_surrogate(surrogates, tone, wanted, score, self.seed, track_id)
+        return choose.choose_surrogate(surrogates, tone, wanted, score, self.seed, track_id, taken)
+
+    def _taken_alongside(self, track_id: int) -> set[int]:
+        """The surrogates already drawn on other faces of the video seen while this one is."""
+        track = self.tracks.get(track_id)
+        if track is None:
+            return set()
+        return {
+            self.chosen[other_id]
+            for other_id, other in self.tracks.items()
+            if other_id != track_id and other_id in self.chosen and other.start < track.end and track.start < other.end
+        }
 
     def draw(self, index: int, mesh: MeshTrack, frame_index: int, crop: np.ndarray, box: CropBox) -> np.ndarray:
         """Surrogate ``index`` in frame ``frame_index`` over ``crop (S, S, 3)`` (0..255) of ``box``."""

@@ -21,7 +21,7 @@ face of the other look. README, "Surrogate faces".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -79,14 +79,18 @@ def choose_surrogate(
     score: Callable[[int], float],
     seed: int,
     track_id: int,
+    taken: Collection[int] = (),
 ) -> int:
     """The bank index for a track of skin ``tone`` (Lab) and apparent ``presentation``.
 
     ``score(k)`` is :func:`identity_ratio` of surrogate ``k`` drawn into the track's frames;
-    ``presentation`` None (no frame to read it from): every look is a candidate.
+    ``presentation`` None (no frame to read it from): every look is a candidate. ``taken``:
+    the surrogates of other faces seen at the same time, left to them (two people must not
+    look alike) unless every unmatched candidate is taken.
     """
     scores = {k: score(k) for k in tone_candidates(bank, tone, presentation=presentation)}
     if presentation is not None and max(scores.values()) < MATCH_RATIO:
         scores.update({k: score(k) for k in tone_candidates(bank, tone) if k not in scores})
     unmatched = {k: v for k, v in scores.items() if v >= MATCH_RATIO}
-    return pick(unmatched or scores, seed, track_id)
+    free = {k: v for k, v in (unmatched or scores).items() if k not in taken}
+    return pick(free or unmatched or scores, seed, track_id)

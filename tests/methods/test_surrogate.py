@@ -148,6 +148,7 @@ def test_two_faces_get_a_surrogate_each(tmp_path, monkeypatch):
     report, out = _run(src, tmp_path / "out.mp4", monkeypatch, method=method, identity_check=False)
     assert report.faces == 2 and not report.warnings
     assert set(method.chosen) == {t.id for t in report.tracks}
+    assert len(set(method.chosen.values())) == 2  # two people seen together do not get one face
     original = _frames(src)
     for track in report.tracks:  # each face changed where its track is
         from deidvid.faces.track import landmark_box

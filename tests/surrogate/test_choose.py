@@ -66,6 +66,17 @@ def test_another_look_only_where_every_candidate_of_the_persons_would_be_matched
     assert {choose.choose_surrogate(bank, tone, "female", straddling.__getitem__, s, 0) for s in range(20)} == {1}
 
 
+def test_a_surrogate_taken_by_a_face_seen_alongside_is_left_to_it():
+    bank = [_surrogate((l, 10.0, 15.0)) for l in [30.0, 50.0, 70.0, 80.0, 45.0]]
+    tone = np.array([48.0, 10.0, 15.0])
+    scores = {0: 1.3, 1: 1.6, 2: 1.2, 3: 1.1, 4: 0.9}
+    assert choose.choose_surrogate(bank, tone, None, scores.__getitem__, 0, 1) == 1
+    assert choose.choose_surrogate(bank, tone, None, scores.__getitem__, 0, 1, taken={1}) == 0  # the next best
+    # privacy first: when every unmatched candidate is taken, a taken one is drawn again, not a matched one
+    only = {0: 0.9, 1: 1.6, 2: 0.8, 4: 0.7}
+    assert choose.choose_surrogate(bank, tone, None, only.__getitem__, 0, 1, taken={1}) == 1
+
+
 def test_identity_ratio_is_the_worst_recogniser():
     originals = {"A": np.zeros((3, 2)), "C": np.zeros((3, 2))}
     rendered = {"A": np.full((3, 2), [0.6, 0.0]), "C": np.full((3, 2), [0.5, 0.0])}
