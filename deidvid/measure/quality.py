@@ -125,3 +125,36 @@ class QualityAccumulator:
             "frames": len(self.psnr_values),
             "ssim_frames": len(self.ssim_values),
         }
+
+
+# Outside the faces a de-identified video is its original re-encoded (PSNR ~35-50 dB); two
+# different recordings of one size and rate sit near 10-15 dB there.
+UNRELATED_BACKGROUND_PSNR_DB = 20.0
+BACKGROUND_FACE_MARGIN = 1.0  # face boxes doubled: the surrogate's blurred ring lies inside
+MIN_BACKGROUND_SHARE = 0.1  # frames whose background is smaller than this are not scored
+
+
+@dataclass
+class BackgroundAgreement:
+    """PSNR between two videos outside their faces, on the frames fed: whether the pair is
+    one recording (and its de-identified copy) at all."""
+
+    psnr_values: list[float] = field(default_factory=list)
+
+    def update(self, original: np.ndarray, processed: np.ndarray, face_boxes: list[tuple[int, int, int, int]]) -> None:
+        """One frame pair ``(H, W, 3)`` uint8 and its faces' boxes ``(x0, y0, x1, y1)`` (left out)."""
+        keep = np.ones(original.shape[:2], bool)
+        for x0, y0, x1, y1 in face_boxes:
+            keep[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = False
+        if keep.mean() < MIN_BACKGROUND_SHARE:
+            return
+        difference = original[keep].astype(np.float64) - processed[keep]
+        self.psnr_values.append(psnr_from_mse(float(np.mean(difference**2))))
+
+    def median_psnr(self) -> float | None:
+        """Median PSNR (dB) of the scored frames (None: none scored)."""
+        return float(np.median(self.psnr_values)) if self.psnr_values else None
+
+    def looks_unrelated(self) -> bool:
+        median = self.median_psnr()
+        return median is not None and median < UNRELATED_BACKGROUND_PSNR_DB

@@ -66,7 +66,7 @@ from deidvid.measure.pulse import (
     track_pulses,
     track_seconds,
 )
-from deidvid.measure.quality import QualityAccumulator
+from deidvid.measure.quality import BACKGROUND_FACE_MARGIN, BackgroundAgreement, QualityAccumulator
 from deidvid.measure.temporal import FrameChange, temporal_scores, track_frame_changes
 from deidvid.measure.toolbox import HaarRate, ToolboxTraces, toolbox_scores
 from deidvid.rppg.signals import is_uniform
@@ -152,6 +152,7 @@ class FrameMeasures:
         self.options = options
         self.timer = timer
         self.frame_quality, self.face_quality = QualityAccumulator(), QualityAccumulator()
+        self.background = BackgroundAgreement()
         self.skin = SkinTraces({t.track_id: len(t.landmarks) for t in tracks})
         self.deep_methods = available_deep_methods(options.methods)
         self.thumbnails = (
@@ -187,6 +188,11 @@ class FrameMeasures:
             with timer("toolbox"):
                 self.toolbox.add(original, deidentified)
         here = {t.track_id: t.at(index) for t in self.tracks if t.covers(index)}
+        if index % opts.ssim_stride == 0:
+            with timer("quality"):
+                grown = [crop_box(marks, BACKGROUND_FACE_MARGIN) for marks in here.values()]
+                boxes = [(b.x0, b.y0, b.x0 + b.side, b.y0 + b.side) for b in grown]
+                self.background.update(original, deidentified, boxes)
         if self.change is not None:
             with timer("temporal"):
                 previous = self._previous if index == self._previous_index + 1 else None
@@ -454,6 +460,11 @@ def verify_videos_with_series(
             gallery = gallery_scores(names, templates, scorer, [t.track_id for t in tracks])
 
     quality = measures.quality()
+    if measures.background.looks_unrelated():
+        warnings.append(
+            f"outside the faces the two videos differ everywhere (median PSNR {measures.background.median_psnr():.1f} dB): "
+            "is the second really a de-identified copy of the first?"
+        )
     times = measures.times
     report = VerifyReport(
         original=str(original),

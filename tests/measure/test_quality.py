@@ -81,3 +81,20 @@ def test_accumulator_over_frames():
     same = quality.QualityAccumulator()
     same.update(pairs[0][0], pairs[0][0], with_ssim=False)
     assert same.summary()["psnr_mean"] == math.inf and same.summary()["ssim_frames"] == 0
+
+
+def test_background_agreement_leaves_the_faces_out():
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    copy = original.copy()
+    copy[10:40, 20:50] = 0  # the face replaced
+    agreement = quality.BackgroundAgreement()
+    agreement.update(original, copy, [(20, 10, 50, 40)])
+    assert agreement.median_psnr() == math.inf and not agreement.looks_unrelated()
+    other = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    agreement.update(original, other, [(20, 10, 50, 40)])
+    agreement.update(original, other, [(20, 10, 50, 40)])
+    assert agreement.median_psnr() < 10 and agreement.looks_unrelated()
+    whole_face = quality.BackgroundAgreement()
+    whole_face.update(original, other, [(-5, -5, 90, 70)])  # no background left: not scored
+    assert whole_face.median_psnr() is None and not whole_face.looks_unrelated()

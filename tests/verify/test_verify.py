@@ -207,6 +207,13 @@ def test_mismatched_inputs(face_video, tmp_path):
         verify_videos(face_video, smaller, FAST)
 
 
+def test_an_unrelated_second_video_is_flagged(face_video, self_report, tmp_path):
+    other = make_pattern_video(tmp_path / "other.mp4", n_frames=N_FRAMES, size=SIZE, fps=FPS)
+    report = verify_videos(face_video, other, FAST)
+    assert any("outside the faces the two videos differ" in w for w in report.warnings)
+    assert not any("outside the faces" in w for w in self_report.warnings)
+
+
 def test_no_face_is_an_error(tmp_path):
     pattern = make_pattern_video(tmp_path / "pattern.mp4", n_frames=60)
     with pytest.raises(BadInputError, match="no face"):
