@@ -24,9 +24,9 @@ def track_scores(video: Path) -> list[tuple[str | None, dict[int, float]]]:
     found: list[tuple[str | None, dict[int, float]]] = []
     real = choose.choose_surrogate
 
-    def score_all(bank, tone, presentation, score, seed, track_id):  # noqa: ANN001, ANN202 - choose_surrogate's
+    def score_all(bank, tone, presentation, score, seed, track_id, taken=()):  # noqa: ANN001, ANN202 - choose_surrogate's
         found.append((presentation, {k: score(k) for k in range(len(bank))}))
-        return real(bank, tone, presentation, score, seed, track_id)
+        return real(bank, tone, presentation, score, seed, track_id, taken)
 
     choose.choose_surrogate = score_all
     try:
