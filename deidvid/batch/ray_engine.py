@@ -27,6 +27,24 @@ def ray_task(job: Job, threads: int) -> JobResult:
     return run_job(job)
 
 
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Raise UsageError when a ``host:port`` (or ``ray://host:port``) Ray address takes no TCP
+    connection: Ray itself retries an unreachable head for ever, logging as it goes."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise UsageError(f"--engine ray: cannot reach the Ray cluster at {address} ({err.strerror or err})") from None
+
+
 def run_on_ray(jobs: Sequence[Job], threads: int, settings: BatchSettings) -> Iterator[tuple[int, JobResult]]:
     """Yield ``(index, result)`` for every job as its task finishes."""
     try:
@@ -38,6 +56,7 @@ def run_on_ray(jobs: Sequence[Job], threads: int, settings: BatchSettings) -> It
     if started_here:
         try:
             if settings.ray_address:
+                check_reachable(settings.ray_address)
                 ray.init(address=settings.ray_address, log_to_driver=False)
             else:
                 ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)

@@ -6,7 +6,15 @@ import os
 import time
 from pathlib import Path
 
-from deidvid.batch.pool import ProgressEvent, default_workers, run_jobs, threads_per_worker, usable_cores
+import pytest
+
+from deidvid.batch.pool import (
+    ProgressEvent,
+    default_workers,
+    run_jobs,
+    threads_per_worker,
+    usable_cores,
+)
 from deidvid.io.atomic import remove_stale
 from deidvid.testing.batch_jobs import die_on_three, hold_a_temporary, square_in_steps
 
@@ -86,3 +94,19 @@ def test_a_worker_that_does_not_stop_is_killed(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in pids)
     # Its temporary stays (the caller removes it: deidvid.batch.run) but nobody holds it.
     assert len(remove_stale(tmp_path / "out1") + remove_stale(tmp_path / "out2")) == 2
+
+
+def test_an_unreachable_ray_address_is_one_line_not_a_hang():
+    import socket
+
+    from deidvid.batch.ray_engine import check_reachable
+    from deidvid.errors import UsageError
+
+    with socket.socket() as listener:  # a port nothing listens on: bound, never listening
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        with pytest.raises(UsageError, match="cannot reach the Ray cluster"):
+            check_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
+        listener.listen()
+        check_reachable(f"ray://127.0.0.1:{port}", timeout_s=2.0)  # listening: passes
+    check_reachable("auto")  # left to Ray
